@@ -1,0 +1,485 @@
+"""
+Validate the webstack topology and derive every node's view of the cluster from it.
+
+The topology file (``topology/*.yaml``) is the only place where node names, addresses and roles are
+written. Everything else (haproxy servers, keepalived priorities and unicast peers, PostgreSQL's
+``pg_hba``, replica-set members, the app's database URI) is derived here, in one place, so that the
+states, the Vagrantfile and the lab cannot disagree.
+
+This file is a Salt execution module (``webstack_topology.*``) *and* a stdlib-only Python module with
+a command line, so that tools without Salt (the Vagrantfile, the lab) reuse exactly the same rules::
+
+    python3 _modules/webstack_topology.py validate topology/lab.yaml
+    python3 _modules/webstack_topology.py derive topology/lab.yaml --json
+
+Salt is never imported here: nothing in this file may need more than the standard library
+(PyYAML is used only when the CLI reads a ``.yaml`` file and it is importable; JSON always works).
+"""
+
+import ipaddress
+import json
+import re
+import sys
+
+__virtualname__ = "webstack_topology"
+
+ROLES = ("lb", "app", "db")
+ENGINES = ("ferretdb", "mongodb")
+TOP_LEVEL_KEYS = ("name", "master", "network", "vip", "db", "ports", "vrrp", "nodes")
+NODE_KEYS = ("name", "address", "roles", "priority")
+VIP_KEYS = ("address", "prefix", "interface", "router_id")
+DB_KEYS = ("engine", "replica_set", "name", "user")
+
+#: Ports every node agrees on. Any of them can be overridden in the topology's ``ports`` mapping.
+DEFAULT_PORTS = {
+    "frontend": 80,  # haproxy on the VIP
+    "stats": 8404,  # haproxy stats page + Prometheus exporter, on each lb's own address
+    "app": 80,  # nginx on each app node's own address
+    "postgresql": 5432,
+    "mongodb": 27017,
+    "ferretdb": 27017,  # the sidecar, on 127.0.0.1 of each app node
+}
+
+#: The VRRP priority of the first lb; the next ones step down so that order in the file = preference.
+PRIORITY_TOP = 200
+PRIORITY_STEP = 10
+
+#: Secrets that must be in pillar (``webstack:secrets``) for every engine, then per engine.
+REQUIRED_SECRETS = ("stats_password", "app_secret_key", "db_password")
+ENGINE_SECRETS = {
+    "ferretdb": (),
+    "mongodb": ("mongodb_keyfile", "mongodb_admin_password"),
+}
+
+_NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+_IFACE_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,15}$")
+_REPLSET_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_DBIDENT_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+def __virtual__():
+    # Pure Python with no dependency beyond the standard library: always loadable.
+    return __virtualname__
+
+
+class TopologyError(ValueError):
+    """Raised by :func:`derive` when the topology does not validate; ``errors`` lists every problem."""
+
+    def __init__(self, errors):
+        self.errors = list(errors)
+        super().__init__("invalid topology: " + "; ".join(self.errors))
+
+
+# --------------------------------------------------------------------------------------------------
+# Validation
+# --------------------------------------------------------------------------------------------------
+
+
+def _ip(value):
+    try:
+        return ipaddress.IPv4Address(str(value))
+    except ValueError:
+        return None
+
+
+def _check_port(errors, key, value):
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
+        errors.append(f"{key}: {value!r} is not a TCP port (an integer from 1 to 65535)")
+
+
+def _subnet(topology, errors):
+    """The nodes' subnet: ``network.cidr``, or the VIP's address with ``vip.prefix``."""
+    network = topology.get("network") or {}
+    vip = topology.get("vip") or {}
+    if not isinstance(network, dict):
+        errors.append("network: must be a mapping with a 'cidr' key")
+        return None
+    if "cidr" in network:
+        try:
+            return ipaddress.IPv4Network(str(network["cidr"]), strict=True)
+        except ValueError as exc:
+            errors.append(f"network.cidr: {network['cidr']!r} is not an IPv4 network ({exc})")
+            return None
+    if isinstance(vip, dict) and "prefix" in vip and _ip(vip.get("address")):
+        try:
+            return ipaddress.IPv4Network(f"{vip['address']}/{vip['prefix']}", strict=False)
+        except ValueError:
+            return None  # reported by the vip checks
+    errors.append("network.cidr: missing (or give vip.prefix) - the nodes' subnet must be known")
+    return None
+
+
+def _validate_nodes(topology, errors):
+    nodes = topology.get("nodes")
+    if not isinstance(nodes, list) or not nodes:
+        errors.append("nodes: must be a non-empty list of {name, address, roles}")
+        return []
+    seen_names, seen_addresses = {}, {}
+    master = topology.get("master")
+    if isinstance(master, dict) and _ip(master.get("address")):
+        seen_addresses[str(_ip(master["address"]))] = "master.address"
+    for index, node in enumerate(nodes):
+        key = f"nodes[{index}]"
+        if not isinstance(node, dict):
+            errors.append(f"{key}: must be a mapping with name, address and roles")
+            continue
+        for extra in sorted(set(node) - set(NODE_KEYS)):
+            errors.append(f"{key}.{extra}: unknown key (expected one of {', '.join(NODE_KEYS)})")
+        name = node.get("name")
+        if not isinstance(name, str) or not _NAME_RE.match(name):
+            errors.append(
+                f"{key}.name: {name!r} is not a valid node name "
+                "(lower-case letters, digits and '-', it is also the minion id)"
+            )
+        elif name in seen_names:
+            errors.append(f"{key}.name: duplicate name {name!r} (also {seen_names[name]})")
+        else:
+            seen_names[name] = f"{key}.name"
+        address = _ip(node.get("address"))
+        if address is None:
+            errors.append(f"{key}.address: {node.get('address')!r} is not an IPv4 address")
+        elif str(address) in seen_addresses:
+            errors.append(
+                f"{key}.address: duplicate address {address} (also {seen_addresses[str(address)]})"
+            )
+        else:
+            seen_addresses[str(address)] = f"{key}.address"
+        roles = node.get("roles")
+        if not isinstance(roles, list) or not roles:
+            errors.append(f"{key}.roles: must be a non-empty list of roles ({', '.join(ROLES)})")
+        else:
+            for role in roles:
+                if role not in ROLES:
+                    errors.append(
+                        f"{key}.roles: unknown role {role!r} (expected one of {', '.join(ROLES)})"
+                    )
+            if len(set(map(str, roles))) != len(roles):
+                errors.append(f"{key}.roles: a role is listed twice")
+    node_list = [n for n in nodes if isinstance(n, dict)]
+    for role in ROLES:
+        if not any(isinstance(n.get("roles"), list) and role in n["roles"] for n in node_list):
+            errors.append(f"nodes: no node has the role {role!r} (at least one is required)")
+    return node_list
+
+
+def _validate_vip(topology, subnet, nodes, errors):
+    vip = topology.get("vip")
+    if not isinstance(vip, dict):
+        errors.append("vip: missing; must be a mapping with address, interface and router_id")
+        return
+    for extra in sorted(set(vip) - set(VIP_KEYS)):
+        errors.append(f"vip.{extra}: unknown key (expected one of {', '.join(VIP_KEYS)})")
+    address = _ip(vip.get("address"))
+    if address is None:
+        errors.append(f"vip.address: {vip.get('address')!r} is not an IPv4 address")
+    else:
+        for index, node in enumerate(nodes):
+            if str(_ip(node.get("address"))) == str(address):
+                errors.append(f"vip.address: {address} is also the address of nodes[{index}]")
+        master = topology.get("master")
+        if isinstance(master, dict) and str(_ip(master.get("address"))) == str(address):
+            errors.append(f"vip.address: {address} is also master.address")
+        if subnet is not None:
+            if address not in subnet:
+                errors.append(f"vip.address: {address} is outside the nodes' subnet {subnet}")
+            elif address in (subnet.network_address, subnet.broadcast_address):
+                errors.append(f"vip.address: {address} is the network or broadcast address of {subnet}")
+    if "prefix" in vip:
+        prefix = vip["prefix"]
+        if isinstance(prefix, bool) or not isinstance(prefix, int) or not 1 <= prefix <= 32:
+            errors.append(f"vip.prefix: {prefix!r} is not a prefix length (1-32)")
+        elif subnet is not None and prefix != subnet.prefixlen:
+            errors.append(f"vip.prefix: /{prefix} differs from the nodes' subnet {subnet}")
+    interface = vip.get("interface")
+    if not isinstance(interface, str) or not _IFACE_RE.match(interface):
+        errors.append(f"vip.interface: {interface!r} is not a network interface name")
+    router_id = vip.get("router_id")
+    if isinstance(router_id, bool) or not isinstance(router_id, int) or not 1 <= router_id <= 255:
+        errors.append(f"vip.router_id: {router_id!r} is not a VRRP router id (1-255)")
+
+
+def _validate_priorities(nodes, errors):
+    seen = {}
+    for index, node in enumerate(nodes):
+        if "priority" not in node:
+            continue
+        key = f"nodes[{index}].priority"
+        value = node["priority"]
+        if not isinstance(node.get("roles"), list) or "lb" not in node["roles"]:
+            errors.append(f"{key}: only lb nodes take a VRRP priority")
+        elif isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 254:
+            errors.append(f"{key}: {value!r} is not a VRRP priority (1-254)")
+        elif value in seen:
+            errors.append(f"{key}: duplicate VRRP priority {value} (also {seen[value]})")
+        else:
+            seen[value] = key
+
+
+def _validate_subnet_membership(subnet, nodes, topology, errors):
+    if subnet is None:
+        return
+    for index, node in enumerate(nodes):
+        address = _ip(node.get("address"))
+        if address is not None and address not in subnet:
+            errors.append(f"nodes[{index}].address: {address} is outside the nodes' subnet {subnet}")
+    network = topology.get("network") or {}
+    if isinstance(network, dict) and "gateway" in network:
+        gateway = _ip(network["gateway"])
+        if gateway is None or gateway not in subnet:
+            errors.append(f"network.gateway: {network['gateway']!r} is not an address in {subnet}")
+
+
+def _validate_db(topology, errors):
+    db = topology.get("db")
+    if not isinstance(db, dict):
+        errors.append("db: missing; must be a mapping with an 'engine' key")
+        return None
+    for extra in sorted(set(db) - set(DB_KEYS)):
+        errors.append(f"db.{extra}: unknown key (expected one of {', '.join(DB_KEYS)})")
+    engine = db.get("engine")
+    if engine not in ENGINES:
+        errors.append(f"db.engine: unknown engine {engine!r} (expected one of {', '.join(ENGINES)})")
+        engine = None
+    if "replica_set" in db and not (
+        isinstance(db["replica_set"], str) and _REPLSET_RE.match(db["replica_set"])
+    ):
+        errors.append(f"db.replica_set: {db['replica_set']!r} is not a valid replica set name")
+    for key in ("name", "user"):
+        if key in db and not (isinstance(db[key], str) and _DBIDENT_RE.match(db[key])):
+            errors.append(f"db.{key}: {db[key]!r} is not a valid database identifier")
+    return engine
+
+
+def _validate_secrets(engine, secrets, errors):
+    if secrets is None:
+        return
+    if not isinstance(secrets, dict):
+        errors.append("webstack:secrets: must be a mapping (see pillar/webstack_secrets.sls.example)")
+        return
+    for key in REQUIRED_SECRETS + ENGINE_SECRETS.get(engine, ()):
+        value = secrets.get(key)
+        if not isinstance(value, str) or not value.strip():
+            errors.append(
+                f"webstack:secrets:{key}: missing or empty (see pillar/webstack_secrets.sls.example)"
+            )
+    keyfile = secrets.get("mongodb_keyfile")
+    if engine == "mongodb" and isinstance(keyfile, str) and keyfile.strip():
+        if not 6 <= len(keyfile.strip()) <= 1024 or not re.match(r"^[A-Za-z0-9+/=\s]+$", keyfile):
+            errors.append(
+                "webstack:secrets:mongodb_keyfile: must be 6-1024 base64 characters (MongoDB's rule)"
+            )
+
+
+def validate(topology=None, secrets=None):
+    """
+    Check a topology (and, when given, the secrets) and return every problem found.
+
+    topology
+        The topology mapping. Defaults to pillar ``webstack:topology``.
+    secrets
+        The secrets mapping. Defaults to pillar ``webstack:secrets`` (checked only when called
+        through Salt, or when passed explicitly).
+
+    Returns ``{"valid": bool, "errors": [str, ...]}``; each error starts with the offending key.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call webstack_topology.validate
+    """
+    if topology is None:
+        topology = _pillar("webstack:topology")
+        if secrets is None:
+            secrets = _pillar("webstack:secrets") or {}
+    return {"valid": not (errors := _errors(topology, secrets)), "errors": errors}
+
+
+def _errors(topology, secrets=None):
+    errors = []
+    if not isinstance(topology, dict) or not topology:
+        return ["webstack:topology: missing or not a mapping (is topology.yaml in the pillar roots?)"]
+    for extra in sorted(set(topology) - set(TOP_LEVEL_KEYS)):
+        errors.append(f"{extra}: unknown top-level key (expected one of {', '.join(TOP_LEVEL_KEYS)})")
+    master = topology.get("master")
+    if master is not None and not (isinstance(master, dict) and _ip(master.get("address"))):
+        errors.append(f"master.address: {master!r} does not hold an IPv4 address")
+    nodes = _validate_nodes(topology, errors)
+    subnet = _subnet(topology, errors)
+    _validate_subnet_membership(subnet, nodes, topology, errors)
+    _validate_vip(topology, subnet, nodes, errors)
+    _validate_priorities(nodes, errors)
+    engine = _validate_db(topology, errors)
+    ports = topology.get("ports") or {}
+    if not isinstance(ports, dict):
+        errors.append("ports: must be a mapping of port name to number")
+    else:
+        for key, value in ports.items():
+            if key not in DEFAULT_PORTS:
+                errors.append(f"ports.{key}: unknown port (expected one of {', '.join(DEFAULT_PORTS)})")
+            else:
+                _check_port(errors, f"ports.{key}", value)
+    vrrp = topology.get("vrrp") or {}
+    if not isinstance(vrrp, dict) or set(vrrp) - {"profile"}:
+        errors.append("vrrp: only 'profile' may be set here (default or fast)")
+    elif vrrp.get("profile", "default") not in ("default", "fast"):
+        errors.append(f"vrrp.profile: {vrrp['profile']!r} is not a profile (default or fast)")
+    lbs = [n for n in nodes if isinstance(n.get("roles"), list) and "lb" in n["roles"]]
+    explicit = [n for n in lbs if "priority" in n]
+    if len(lbs) > 1 + (PRIORITY_TOP - 1) // PRIORITY_STEP and len(explicit) < len(lbs):
+        errors.append(
+            f"nodes: {len(lbs)} lb nodes is more than derived priorities allow; set 'priority' on each"
+        )
+    _validate_secrets(engine, secrets, errors)
+    return errors
+
+
+# --------------------------------------------------------------------------------------------------
+# Derivation
+# --------------------------------------------------------------------------------------------------
+
+
+def derive(topology=None):
+    """
+    Derive the whole cluster's view from a topology: roles, VRRP priorities and peers, ports.
+
+    Raises an error listing every problem when the topology is invalid (secrets are not checked).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call webstack_topology.derive
+    """
+    if topology is None:
+        topology = _pillar("webstack:topology")
+    errors = _errors(topology)
+    if errors:
+        raise TopologyError(errors)
+    subnet = _subnet(topology, [])
+    vip = topology["vip"]
+    nodes = [
+        {"name": n["name"], "address": str(_ip(n["address"])), "roles": list(n["roles"])}
+        for n in topology["nodes"]
+    ]
+    lbs = [dict(n) for n in nodes if "lb" in n["roles"]]
+    explicit = {n["name"]: n["priority"] for n in topology["nodes"] if "priority" in n}
+    for index, lb in enumerate(lbs):
+        lb["priority"] = explicit.get(lb["name"], PRIORITY_TOP - PRIORITY_STEP * index)
+    db = dict(topology["db"])
+    db.setdefault("replica_set", "rs0")
+    db.setdefault("name", "webstack")
+    db.setdefault("user", "webstack")
+    return {
+        "name": topology.get("name", "webstack"),
+        "master": (topology.get("master") or {}).get("address"),
+        "network": {
+            "cidr": str(subnet),
+            "prefix": subnet.prefixlen,
+            "gateway": (topology.get("network") or {}).get("gateway"),
+        },
+        "vip": {
+            "address": str(_ip(vip["address"])),
+            "prefix": subnet.prefixlen,
+            "interface": vip["interface"],
+            "router_id": vip["router_id"],
+        },
+        "vrrp_profile": (topology.get("vrrp") or {}).get("profile", "default"),
+        "db": db,
+        "ports": {**DEFAULT_PORTS, **(topology.get("ports") or {})},
+        "nodes": nodes,
+        "lb": lbs,
+        "app": [n for n in nodes if "app" in n["roles"]],
+        "db_nodes": [n for n in nodes if "db" in n["roles"]],
+    }
+
+
+def node(name=None, topology=None):
+    """
+    This minion's view of the cluster: the derived cluster plus ``self`` (its own entry, with
+    ``roles`` empty when the minion is not in the topology) and, for an lb, its VRRP ``priority``
+    and unicast ``peers`` (the other lbs).
+
+    On an invalid topology, returns ``{"valid": False, "errors": [...], "roles": []}`` rather than
+    raising, so that templates can render only the validation state and let it fail clearly.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call webstack_topology.node
+        salt-call webstack_topology.node name=lb2
+    """
+    if name is None:
+        name = __grains__["id"]  # noqa: F821 - injected by the Salt loader
+    try:
+        cluster = derive(topology)
+    except TopologyError as exc:
+        return {"valid": False, "errors": exc.errors, "name": name, "roles": []}
+    me = next((n for n in cluster["nodes"] if n["name"] == name), None)
+    view = dict(cluster, valid=True, errors=[], name=name)
+    view["self"] = me or {"name": name, "address": None, "roles": []}
+    view["roles"] = list(view["self"]["roles"])
+    lb = next((n for n in cluster["lb"] if n["name"] == name), None)
+    if lb is not None:
+        view["priority"] = lb["priority"]
+        view["peers"] = [n["address"] for n in cluster["lb"] if n["name"] != name]
+    return view
+
+
+def _pillar(key):
+    # Read __pillar__ directly: in Salt 3008 pillar.get from a module masks secrets unless unmask=True.
+    data = __pillar__  # noqa: F821 - injected by the Salt loader
+    for part in key.split(":"):
+        if not isinstance(data, dict):
+            return None
+        data = data.get(part)
+    return data
+
+
+# --------------------------------------------------------------------------------------------------
+# Command line (used by the lab and the Vagrantfile: one set of rules)
+# --------------------------------------------------------------------------------------------------
+
+
+def _load(path):
+    with open(path, encoding="utf-8") as handle:
+        text = handle.read()
+    if path.endswith((".yaml", ".yml")):
+        try:
+            import yaml  # pylint: disable=import-outside-toplevel
+        except ImportError:
+            # JSON is a subset of YAML: a caller without PyYAML can convert and pass JSON instead.
+            sys.exit(f"{path}: PyYAML is not installed; pass the topology as JSON ('-' reads stdin)")
+        return yaml.safe_load(text)
+    return json.loads(text)
+
+
+def main(argv=None):
+    """``validate FILE`` exits 1 listing every error; ``derive FILE`` prints the derived view."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    usage = "usage: webstack_topology.py {validate|derive} FILE|- [--json]"
+    if len(argv) < 2 or argv[0] not in ("validate", "derive"):
+        print(usage, file=sys.stderr)
+        return 2
+    command, path = argv[0], argv[1]
+    try:
+        topology = json.load(sys.stdin) if path == "-" else _load(path)
+    except (OSError, ValueError) as exc:
+        print(f"{path}: cannot read topology: {exc}", file=sys.stderr)
+        return 1
+    errors = _errors(topology)
+    if errors:
+        print(f"{path}: invalid topology:", file=sys.stderr)
+        for error in errors:
+            print(f"  - {error}", file=sys.stderr)
+        return 1
+    if command == "derive":
+        print(json.dumps(derive(topology), indent=None if "--json" in argv else 2))
+    else:
+        print(f"{path}: valid ({len(topology['nodes'])} nodes)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
