@@ -417,7 +417,7 @@ def node(name=None, topology=None):
     except TopologyError as exc:
         return {"valid": False, "errors": exc.errors, "name": name, "roles": []}
     me = next((n for n in cluster["nodes"] if n["name"] == name), None)
-    view = dict(cluster, valid=True, errors=[], name=name)
+    view = dict(cluster, valid=True, errors=[], name=name, topology=cluster["name"])
     view["self"] = me or {"name": name, "address": None, "roles": []}
     view["roles"] = list(view["self"]["roles"])
     lb = next((n for n in cluster["lb"] if n["name"] == name), None)
@@ -429,8 +429,10 @@ def node(name=None, topology=None):
 
 def _pillar(key):
     # Read __pillar__ directly: in Salt 3008 pillar.get from a module masks secrets unless unmask=True.
-    data = __pillar__  # noqa: F821 - injected by the Salt loader
-    for part in key.split(":"):
+    # __pillar__ is a loader context object (dict-like, not a dict) until the first lookup.
+    first, *rest = key.split(":")
+    data = __pillar__.get(first)  # noqa: F821 - injected by the Salt loader
+    for part in rest:
         if not isinstance(data, dict):
             return None
         data = data.get(part)

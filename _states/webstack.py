@@ -1,0 +1,206 @@
+"""
+States for the live parts of a webstack cluster.
+
+- ``webstack.server_state``: one haproxy server ``ready``, ``drain`` or ``maint`` through the
+  runtime API; the server-state file is rewritten so that the state survives a reload.
+- ``webstack.replset``: the MongoDB replica set initiated with the topology's db nodes, and any
+  missing member added, one reconfiguration at a time.
+
+.. code-block:: yaml
+
+    drain app1:
+      webstack.server_state:
+        - name: app1
+        - state: drain
+
+    replica set:
+      webstack.replset:
+        - name: rs0
+"""
+
+from salt.exceptions import CommandExecutionError
+
+__virtualname__ = "webstack"
+
+
+def __virtual__():
+    if "webstack.set_server_state" not in __salt__:
+        return (False, "webstack states need the webstack execution module (see its __virtual__)")
+    return __virtualname__
+
+
+class _Failed(CommandExecutionError):
+    """A failed state, with the changes made before the failure."""
+
+    def __init__(self, message, changes=None):
+        super().__init__(message)
+        self.changes = changes or {}
+
+
+def _run(name, func, *args, **kwargs):
+    """Call ``func`` (-> result, changes, comment) and turn its errors into a failed state."""
+    ret = {"name": name, "result": False, "changes": {}, "comment": ""}
+    try:
+        ret["result"], ret["changes"], ret["comment"] = func(*args, **kwargs)
+    except _Failed as exc:
+        ret["changes"], ret["comment"] = exc.changes, str(exc)
+    except CommandExecutionError as exc:
+        ret["comment"] = str(exc)
+    return ret
+
+
+def server_state(name, state="ready", *, backend="app", socket=None, state_file=None, wait=0):
+    """
+    Keep one haproxy server in an admin state.
+
+    name
+        The server (the app node's name, as in haproxy.cfg).
+    state
+        ``ready`` (in service), ``drain`` (no new connections, health checks go on) or ``maint``.
+    backend
+        Default ``app``.
+    socket
+        haproxy's admin socket (default ``webstack:lookup:lb:haproxy:admin_socket``).
+    state_file
+        haproxy's server-state file (default ``webstack:lookup:lb:haproxy:server_state_file``),
+        rewritten after a change so that a reload keeps the state.
+    wait
+        With ``drain``/``maint``: seconds to wait for the server's sessions to end.
+
+    A server already in ``state`` whose state file also records it is left alone (no changes).
+    """
+    return _run(
+        name,
+        _server_state,
+        name,
+        state,
+        backend=backend,
+        socket=socket,
+        state_file=state_file,
+        wait=wait,
+    )
+
+
+def _server_state(name, state, *, backend, socket, state_file, wait):
+    if state not in ("ready", "drain", "maint"):
+        raise CommandExecutionError(f"state: {state!r} is not one of ready, drain, maint")
+    servers = __salt__["webstack.haproxy_servers"](backend=backend, socket=socket).get(backend, {})
+    if name not in servers:
+        known = ", ".join(sorted(servers)) or "none"
+        raise CommandExecutionError(
+            f"haproxy has no server {name!r} in backend {backend!r} (servers: {known})"
+        )
+    old = servers[name]["admin_state"]
+    saved = __salt__["webstack.saved_server_state"](name, backend=backend, state_file=state_file)
+    if old == state and saved == state:
+        return True, {}, f"{backend}/{name} is already {state}"
+    changes = {}
+    if old != state:
+        changes["state"] = {"old": old, "new": state}
+    if saved != state:
+        changes["server_state_file"] = {"old": saved, "new": state}
+    if __opts__["test"]:
+        what = "would be set to" if old != state else "is already; the state file would record"
+        return None, changes, f"{backend}/{name} {what} {state}"
+    done = __salt__["webstack.set_server_state"](
+        name, state, backend=backend, socket=socket, state_file=state_file, wait=wait
+    )
+    return (
+        True,
+        changes,
+        f"{backend}/{name} set to {state} ({done['status']}, {done['sessions']} sessions)",
+    )
+
+
+def _members_from_topology(node):
+    port = (node.get("ports") or {}).get("mongodb", 27017)
+    return [f"{db['address']}:{port}" for db in node.get("db_nodes") or []]
+
+
+def replset(name, members=None, *, host=None, port=None, username=None, password=None, engine=None):
+    """
+    The MongoDB replica set ``name`` exists with (at least) ``members``.
+
+    name
+        The replica set (the topology's ``db.replica_set``).
+    members
+        ``["host:port", ...]``; default: the topology's db nodes at ``ports.mongodb``.
+    host, port, username, password
+        Where and how to connect (default 127.0.0.1, ``ports.mongodb``, ``admin`` and pillar
+        ``webstack:secrets:mongodb_admin_password``; before the admin user exists, MongoDB's
+        localhost exception is used).
+    engine
+        Default: the topology's ``db.engine``; anything but ``mongodb`` is a no-op.
+
+    Not initiated: ``replSetInitiate`` with every member. Initiated: each missing member is
+    added with its own ``replSetReconfig`` (one at a time, on the PRIMARY). Members that are not
+    in the list are reported, never removed.
+    """
+    conn = {"host": host, "port": port, "username": username, "password": password}
+    return _run(name, _replset, name, members, conn, engine)
+
+
+def _replset(name, members, conn, engine):
+    node = __salt__["webstack_topology.node"]()
+    engine = engine or (node.get("db") or {}).get("engine")
+    if engine != "mongodb":
+        return True, {}, f"db engine is {engine!r}, not mongodb: no replica set to manage"
+    members = list(members) if members is not None else _members_from_topology(node)
+    if not members:
+        raise CommandExecutionError("no members: the topology has no db node (webstack:topology)")
+    current = __salt__["webstack.mongodb_replset"](**conn)
+    if not current["initiated"]:
+        return _initiate(name, members, conn)
+    if current["name"] != name:
+        raise CommandExecutionError(
+            f"mongod belongs to replica set {current['name']!r}, not {name!r}"
+        )
+    existing = [m["host"] for m in current["config"]["members"]]
+    missing = [m for m in members if m not in existing]
+    extra = [m for m in existing if m not in members]
+    note = f" (not in the list, left alone: {', '.join(extra)})" if extra else ""
+    if not missing:
+        return True, {}, f"replica set {name} has all {len(members)} members{note}"
+    if __opts__["test"]:
+        changes = {"members": {"old": existing, "new": existing + missing}}
+        return None, changes, f"would add {', '.join(missing)} to {name}, one at a time{note}"
+    added = _add_members(name, missing, existing, _primary_conn(name, current, conn))
+    return (
+        True,
+        {"members": {"old": existing, "new": existing + added}},
+        (f"added {', '.join(added)} to {name}{note}"),
+    )
+
+
+def _primary_conn(name, current, conn):
+    """Reconfigurations run on the PRIMARY: connect there when this node is a secondary."""
+    if current["is_primary"]:
+        return conn
+    if not current["primary"]:
+        raise CommandExecutionError(f"replica set {name} has no PRIMARY: cannot add members")
+    primary_host, _, primary_port = current["primary"].rpartition(":")
+    return dict(conn, host=primary_host, port=int(primary_port))
+
+
+def _add_members(name, missing, existing, conn):
+    added = []
+    for member in missing:
+        try:
+            __salt__["webstack.mongodb_replset_add"](member, **conn)
+        except CommandExecutionError as exc:
+            changes = {"members": {"old": existing, "new": existing + added}} if added else {}
+            raise _Failed(f"adding {member} to {name} failed: {exc}", changes) from exc
+        added.append(member)
+    return added
+
+
+def _initiate(name, members, conn):
+    config = {"_id": name, "members": [{"_id": i, "host": h} for i, h in enumerate(members)]}
+    changes = {"initiated": {"old": None, "new": config}}
+    if __opts__["test"]:
+        return None, changes, f"replica set {name} would be initiated with {', '.join(members)}"
+    try:
+        __salt__["webstack.mongodb_replset_initiate"](name, members, **conn)
+    except CommandExecutionError as exc:
+        raise CommandExecutionError(f"replSetInitiate {name} failed: {exc}") from exc
+    return True, changes, f"replica set {name} initiated with {', '.join(members)}"

@@ -1,0 +1,68 @@
+"""
+gunicorn settings for the webstack app (gunicorn 20.1 on Debian 12, newer ones in the tests).
+
+    gunicorn -c gunicorn.conf.py        # serves webstack_app.wsgi:app
+
+Environment:
+    WEBSTACK_BIND      where to listen (default 127.0.0.1:8000; the app role uses
+                       unix:/run/webstack-app/gunicorn.sock)
+    WEBSTACK_WORKERS   number of worker processes (default 2 x CPUs + 1, at most 8)
+plus the app's own settings (WEBSTACK_APP_CONFIG, WEBSTACK_<KEY>), checked before any worker starts.
+"""
+
+import os
+
+wsgi_app = "webstack_app.wsgi:app"
+proc_name = "webstack-app"
+
+bind = [os.environ.get("WEBSTACK_BIND", "127.0.0.1:8000")]
+# Created sockets are rw for the owner and group only: nginx reaches the unix socket through the
+# group, other local users cannot.
+umask = 0o007
+
+# Sync workers: nginx buffers requests and responses, so a worker is busy only while the app works,
+# and the app never waits long (database timeouts of a few seconds).
+worker_class = "sync"
+MAX_DEFAULT_WORKERS = 8
+
+
+def _default_workers():
+    # The CPUs this process may run on (a container's cpuset), not the host's count.
+    return min(2 * len(os.sched_getaffinity(0)) + 1, MAX_DEFAULT_WORKERS)
+
+
+workers = int(os.environ.get("WEBSTACK_WORKERS") or _default_workers())
+
+# A request never legitimately takes long (database timeouts are 1.5-3 s): a worker silent for
+# `timeout` seconds is stuck and gets replaced.
+timeout = 30
+# On SIGTERM (supervisor stop, rolling deploy) workers finish their requests for at most this long;
+# supervisor's stopwaitsecs must be longer.
+graceful_timeout = 20
+keepalive = 5
+
+# The app logs one line per request itself (with the request id); gunicorn's own log goes to stderr,
+# which supervisor collects.
+accesslog = None
+errorlog = "-"
+loglevel = "info"
+
+# gunicorn >= 25 opens a control socket under $HOME by default; supervisor is the control interface
+# here. Older versions ignore the unknown setting.
+control_socket_disable = True
+
+
+def on_starting(server):
+    """Check the app's configuration once, in the master, before forking workers.
+
+    Otherwise every worker would fail at boot with a traceback and gunicorn would give up with
+    "Worker failed to boot"; this way the error is one clear line and the exit status is 1.
+    """
+    # Imported here, not at the top: the package may only become importable through gunicorn's
+    # --pythonpath/--chdir, which are applied after this file is read.
+    from webstack_app.config import ConfigError, load_settings  # noqa: PLC0415
+
+    try:
+        load_settings()
+    except ConfigError as exc:
+        raise RuntimeError(f"webstack-app configuration: {exc}") from None

@@ -1,0 +1,201 @@
+"""`lab` command line: up, down, status, salt, apply, and chaos actions on nodes."""
+
+import argparse
+import contextlib
+import fcntl
+import sys
+
+from . import cluster, config, health, host, lxc, net, pki, proxy, saltcmd, sitedir, template, wheelhouse
+from .run import LabError, say, step, warn
+
+LOCK = "/run/webstack-lab.lock"
+
+
+@contextlib.contextmanager
+def locked():
+    """One lab command that changes things at a time (a second `up` waits for the first)."""
+    with open(LOCK, "w", encoding="utf-8") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def cmd_up(args):
+    lab = config.load(args.topology)
+    ok = False
+    try:
+        with step("host packages"):
+            host.ensure_packages()
+        with step("bridge"):
+            config.save_state(lab)
+            net.bridge_up(lab)
+        with step("apt proxy"):
+            proxy.start(lab)
+        with step("salt wheelhouse"):
+            wheels = wheelhouse.ensure()
+        with step("node template"):
+            tmpl = template.ensure(lab, wheels)
+        with step("site dir"):
+            cluster.check_tree()
+            sitedir.ensure(lab)
+        with step("minion keys"):
+            pairs = pki.ensure([config.MASTER_NAME, *(n.name for n in lab.nodes)], tmpl)
+        with step("containers"):
+            cluster.ensure_containers(lab, tmpl, pairs)
+            for old in template.prune(tmpl):
+                say(f"    removed old template {old}")
+        with step("minions answer"):
+            saltcmd.wait_minions(lab)
+        with step("saltutil.sync_all"):
+            saltcmd.sync_all(lab)
+        if args.no_apply:
+            ok = True
+            return 0
+        with step("state.apply"):
+            applied, _ = saltcmd.apply(lab)
+            if not applied:
+                raise LabError("state.apply failed (see above)")
+        with step("healthy"):
+            health.wait_healthy(lab)
+        ok = True
+        return 0
+    finally:
+        health.summary(lab)
+        say("lab is up" if ok else "lab up FAILED")
+
+
+def cmd_down(_args):
+    with step("down"):
+        from .down import down
+
+        down()
+    return 0
+
+
+def _running_lab(args):
+    lab = config.load(args.topology)
+    if lxc.state(config.MASTER_NAME) != "RUNNING":
+        raise LabError("the lab's salt-master is not running: run `lab up` first")
+    return lab
+
+
+def cmd_status(args):
+    lab = config.load(args.topology)
+    for line in health.node_table(lab):
+        say(line)
+    vip, stats = health.urls(lab)
+    say(f"VIP {vip}  stats {stats}")
+    if lxc.state(config.MASTER_NAME) != "RUNNING":
+        warn("salt-master not running")
+        return 1
+    return lxc.attach_passthrough(config.MASTER_NAME, "salt-run", "webstack.status", *args.args)
+
+
+def cmd_salt(args):
+    _running_lab(args)
+    return lxc.attach_passthrough(config.MASTER_NAME, "salt", *args.args)
+
+
+def cmd_run(args):
+    """`lab run salt-run …`, `lab run salt-key -L`: any command on the master."""
+    _running_lab(args)
+    return lxc.attach_passthrough(config.MASTER_NAME, *args.args)
+
+
+def cmd_exec(args):
+    lab = config.load(args.topology)
+    lab.node(args.node)
+    return lxc.attach_passthrough(args.node, *args.args)
+
+
+def cmd_apply(args):
+    lab = _running_lab(args)
+    with step(f"state.apply {args.target}"):
+        ok, _ = saltcmd.apply(lab, args.target)
+    return 0 if ok else 1
+
+
+def cmd_chaos(args):
+    lab = config.load(args.topology)
+    node = lab.node(args.node).name
+    with step(f"{args.command} {node}"):
+        if args.command == "kill":
+            lxc.stop(node, kill=True)
+        elif args.command == "stop":
+            lxc.stop(node)
+        elif args.command == "start":
+            cluster.start([node], lab)
+        elif args.command == "freeze":
+            lxc.freeze(node)
+        elif args.command == "thaw":
+            lxc.unfreeze(node)
+    say(f"{node}: {lxc.state(node)}")
+    return 0
+
+
+def cmd_service(args):
+    lab = config.load(args.topology)
+    node = lab.node(args.node).name
+    with step(f"{args.action} {args.service} on {node}"):
+        proc = lxc.attach(node, "systemctl", args.action, args.service, check=False, capture=False)
+    return proc.returncode
+
+
+def parser():
+    p = argparse.ArgumentParser(prog="lab", description="The webstack stack on one machine, as LXC containers.")
+    p.add_argument("--topology", help="topology file (default: $LAB_TOPOLOGY or topology/lab.yaml)")
+    sub = p.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="build (from caches) and start the lab, apply the states; converges")
+    up.add_argument("--no-apply", action="store_true", help="stop once the Salt cluster answers and is synced")
+    up.set_defaults(func=cmd_up, lock=True)
+    sub.add_parser("down", help="remove everything the lab made (caches stay)").set_defaults(func=cmd_down, lock=True)
+    status = sub.add_parser("status", help="the nodes, then salt-run webstack.status")
+    status.add_argument("args", nargs=argparse.REMAINDER)
+    status.set_defaults(func=cmd_status)
+    salt = sub.add_parser("salt", help="salt ARGS... on the master", prefix_chars="\0")
+    salt.add_argument("args", nargs=argparse.REMAINDER)
+    salt.set_defaults(func=cmd_salt)
+    run = sub.add_parser("run", help="any command on the master (salt-run, salt-key, ...)", prefix_chars="\0")
+    run.add_argument("args", nargs=argparse.REMAINDER)
+    run.set_defaults(func=cmd_run)
+    exe = sub.add_parser("exec", help="a command inside a node", prefix_chars="\0")
+    exe.add_argument("node")
+    exe.add_argument("args", nargs=argparse.REMAINDER)
+    exe.set_defaults(func=cmd_exec)
+    apply = sub.add_parser("apply", help="state.apply from the master; non-zero when a state fails")
+    apply.add_argument("target", nargs="?", default="*")
+    apply.set_defaults(func=cmd_apply)
+    for action, text in (
+        ("kill", "hard-kill a node (lxc-stop -k)"),
+        ("stop", "stop a node cleanly"),
+        ("start", "start a node and wait for its boot"),
+        ("freeze", "freeze a node (its processes stop, its network stays)"),
+        ("thaw", "thaw a frozen node"),
+    ):
+        chaos = sub.add_parser(action, help=text)
+        chaos.add_argument("node")
+        chaos.set_defaults(func=cmd_chaos)
+    service = sub.add_parser("service", help="stop/start/restart a service on a node")
+    service.add_argument("node")
+    service.add_argument("service")
+    service.add_argument("action", choices=("stop", "start", "restart"))
+    service.set_defaults(func=cmd_service)
+    return p
+
+
+def main(argv=None):
+    args = parser().parse_args(argv)
+    try:
+        if getattr(args, "lock", False):
+            with locked():
+                return args.func(args)
+        return args.func(args)
+    except LabError as exc:
+        warn(str(exc))
+        return 1
+    except KeyboardInterrupt:
+        warn("interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,66 @@
+"""Waiting for the stack to be healthy, and the summary printed at the end of `lab up`."""
+
+import urllib.error
+import urllib.request
+
+from . import lxc
+from .config import MASTER_NAME, REPO
+from .run import TIMINGS, say, wait_for
+
+
+def urls(lab):
+    ports = lab.derived["ports"]
+    front = "" if ports["frontend"] == 80 else f":{ports['frontend']}"
+    vip = f"http://{lab.vip}{front}/"
+    lbs = lab.derived["lb"]
+    stats = f"http://{lbs[0]['address']}:{ports['stats']}/stats" if lbs else None
+    return vip, stats
+
+
+def http_status(url, timeout=3):
+    """The HTTP status of a GET (only ever to the lab's own addresses), or None when nothing answers."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - http to the lab only
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except (urllib.error.URLError, OSError):
+        return None
+
+
+def wait_healthy(lab, timeout=180):
+    vip, _ = urls(lab)
+    wait_for(lambda: http_status(vip) == 200, timeout, interval=1, what=f"{vip} to answer 200")
+    say(f"    {vip} answers 200")
+    if (REPO / "_runners" / "webstack.py").exists():
+
+        def cluster_ok():
+            return lxc.attach(MASTER_NAME, "salt-run", "webstack.status", check=False, capture=False,
+                              timeout=120).returncode == 0
+
+        wait_for(cluster_ok, timeout, interval=3, what="salt-run webstack.status to exit 0")
+
+
+def node_table(lab):
+    rows = [("NODE", "ROLES", "ADDRESS", "STATE")]
+    for c in lab.containers:
+        rows.append((c.name, ",".join(c.roles), c.address, lxc.state(c.name)))
+    width = [max(len(r[i]) for r in rows) for i in range(4)]
+    return ["  ".join(cell.ljust(width[i]) for i, cell in enumerate(row)).rstrip() for row in rows]
+
+
+def summary(lab):
+    vip, stats = urls(lab)
+    say("")
+    say(f"webstack lab '{lab.derived['name']}' ({lab.topology_file.name}) on bridge {lab.bridge} {lab.gateway}/{lab.prefix}")
+    for line in node_table(lab):
+        say("  " + line)
+    say(f"  VIP:   {vip}")
+    if stats:
+        say(f"  stats: {stats} (user admin, password: stats_password in .lab/site/webstack_secrets.sls)")
+    say(f"  proxy: {lab.proxy_url}")
+    if TIMINGS:
+        say("  steps:")
+        for name, seconds, ok in TIMINGS:
+            say(f"    {name:<28} {seconds:7.1f}s{'' if ok else '  FAILED'}")
+        say(f"    {'total':<28} {sum(t for _, t, _ in TIMINGS):7.1f}s")

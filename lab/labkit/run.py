@@ -1,0 +1,74 @@
+"""Running commands and timing steps: every step prints `==> step…` as it starts, `<== step (N.Ns)` as it ends."""
+
+import contextlib
+import os
+import subprocess
+import sys
+import time
+
+
+class LabError(RuntimeError):
+    """A step failed; the message says which and why (printed without a traceback)."""
+
+
+#: (step name, seconds, ok) in the order the steps ran; the summary prints them.
+TIMINGS = []
+
+
+def say(message):
+    print(message, flush=True)
+
+
+def warn(message):
+    print(f"lab: {message}", file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def step(name):
+    """Print a progress line at the start and at the end of a step, and record its duration."""
+    say(f"==> {name}…")
+    started = time.monotonic()
+    ok = False
+    try:
+        yield
+        ok = True
+    finally:
+        elapsed = time.monotonic() - started
+        TIMINGS.append((name, elapsed, ok))
+        say(f"<== {name} ({elapsed:.1f}s){'' if ok else ' FAILED'}")
+
+
+#: The environment of commands run inside a chroot: none of the host's settings (PIP_*, PYTHON*) leak in.
+CLEAN_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", "HOME": "/root"}
+
+
+def sh(args, check=True, capture=False, env=None, stdin=None, timeout=None, quiet=False, clean=False):
+    """Run a command (a list, never a shell string). ``capture`` returns stdout as text; ``clean`` drops
+    the caller's environment (``env`` is added to :data:`CLEAN_ENV`)."""
+    full_env = None if env is None and not clean else {**(CLEAN_ENV if clean else os.environ), **(env or {})}
+    proc = subprocess.run(
+        [str(a) for a in args],
+        input=stdin,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+        stdout=subprocess.PIPE if capture or quiet else None,
+        stderr=subprocess.PIPE if capture or quiet else None,
+        check=False,
+    )
+    if check and proc.returncode != 0:
+        detail = (proc.stderr or "").strip()[-2000:] if (capture or quiet) else ""
+        raise LabError(f"command failed ({proc.returncode}): {' '.join(map(str, args))}\n{detail}".rstrip())
+    return proc.stdout if capture else proc
+
+
+def wait_for(predicate, timeout, interval=0.5, what="condition"):
+    """Poll ``predicate`` until it returns a true value; raise LabError after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise LabError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)

@@ -1,0 +1,164 @@
+"""The node template: debootstrapped Debian 12 (minbase + systemd) with Salt in a venv, built once per input.
+
+Every container (master and nodes) is an overlay clone of ``<template>/rootfs``, so the template is never
+modified after it is built: a changed input gives a new ``lab-template-<hash>`` directory.
+"""
+
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+from . import proxy, wheelhouse
+from .config import CACHE, LXCPATH, SUITE, digest
+from .run import say, sh
+
+PACKAGES = (
+    "systemd",
+    "systemd-sysv",
+    "dbus",
+    "iproute2",
+    "python3",
+    "python3-venv",
+    "ca-certificates",
+    "procps",
+    "netbase",
+    "curl",
+    "iputils-ping",
+)
+#: Units that would only compete with Salt for the dpkg lock or do nothing useful in a container.
+MASKED = ("apt-daily.timer", "apt-daily-upgrade.timer", "e2scrub_all.timer", "fstrim.timer")
+SALT_BINARIES = ("salt", "salt-call", "salt-cp", "salt-key", "salt-master", "salt-minion", "salt-run")
+
+UNIT = """[Unit]
+Description=The Salt {what} (webstack lab)
+After=network.target
+
+[Service]
+Type=simple
+KillMode=process
+LimitNOFILE={nofile}
+ExecStart=/opt/salt/bin/salt-{what_lower}
+Restart=on-failure
+RestartSec=2
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+
+def path(wheels):
+    archive, security = proxy.host_mirrors()
+    key = digest(Path(__file__), wheels.name, SUITE, archive, security, " ".join(PACKAGES))
+    return CACHE / f"lab-template-{key}"
+
+
+def ensure(lab, wheels):
+    """Return the template directory (``rootfs`` inside), building it when missing."""
+    target = path(wheels)
+    if (target / "rootfs" / "opt" / "salt" / "bin" / "salt-minion").exists():
+        say(f"    cached: {target}")
+        return target
+    work = Path(tempfile.mkdtemp(prefix=".build-lab-template-", dir=CACHE))
+    rootfs = work / "rootfs"
+    try:
+        _debootstrap(lab, rootfs)
+        _configure(rootfs)
+        _install_salt(rootfs, wheels)
+        work.rename(target)
+    finally:
+        if work.exists():
+            _umount_all(rootfs)
+            shutil.rmtree(work, ignore_errors=True)
+    say(f"    built: {target}")
+    return target
+
+
+def _debootstrap(lab, rootfs):
+    archive, _ = proxy.host_mirrors()
+    # Through apt-cacher-ng, so that the next build (another input changed) downloads nothing.
+    sh(
+        ["debootstrap", "--variant=minbase", f"--include={','.join(PACKAGES)}", SUITE, rootfs, archive],
+        env={"http_proxy": lab.proxy_url},
+        clean=True,
+        quiet=True,
+    )
+
+
+def _write(rootfs, relpath, text, mode=0o644):
+    target = rootfs / relpath
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text)
+    target.chmod(mode)
+
+
+def _configure(rootfs):
+    archive, security = proxy.host_mirrors()
+    _write(
+        rootfs,
+        "etc/apt/sources.list",
+        f"deb {archive} {SUITE} main\ndeb {archive} {SUITE}-updates main\ndeb {security} {SUITE}-security main\n",
+    )
+    # The proxy itself (Acquire::http::Proxy) is written per node: it is the lab's gateway address.
+    _write(rootfs, "etc/apt/apt.conf.d/50lab", 'Acquire::Languages "none";\nAcquire::Retries "3";\n')
+    _write(rootfs, "etc/systemd/journald.conf.d/lab.conf", "[Journal]\nStorage=volatile\nRuntimeMaxUse=16M\n")
+    # Each node gets its own machine-id; an empty file lets systemd boot without "first boot" actions.
+    _write(rootfs, "etc/machine-id", "", 0o444)
+    (rootfs / "var/lib/dbus/machine-id").unlink(missing_ok=True)
+    (rootfs / "etc/hostname").unlink(missing_ok=True)
+    for unit in MASKED:
+        link = rootfs / "etc/systemd/system" / unit
+        link.unlink(missing_ok=True)
+        link.symlink_to("/dev/null")
+    for what, nofile in (("Master", 100000), ("Minion", 8192)):
+        _write(
+            rootfs,
+            f"usr/lib/systemd/system/salt-{what.lower()}.service",
+            UNIT.format(what=what, what_lower=what.lower(), nofile=nofile),
+        )
+    wants = rootfs / "etc/systemd/system/multi-user.target.wants"
+    wants.mkdir(parents=True, exist_ok=True)
+    (wants / "salt-minion.service").symlink_to("/usr/lib/systemd/system/salt-minion.service")
+    for sub in ("minion.d", "master.d", "pki/minion", "pki/master/minions"):
+        (rootfs / "etc/salt" / sub).mkdir(parents=True, exist_ok=True)
+
+
+def _install_salt(rootfs, wheels):
+    staged = rootfs / "tmp" / "wheels"
+    shutil.copytree(wheels, staged)
+    sh(["mount", "-t", "proc", "proc", rootfs / "proc"])
+    try:
+        sh(["chroot", rootfs, "/usr/bin/python3", "-m", "venv", "/opt/salt"], clean=True)
+        sh(
+            [
+                "chroot", rootfs, "/opt/salt/bin/pip", "install", "-q", "--no-index", "--no-cache-dir",
+                "--disable-pip-version-check", "--find-links", "/tmp/wheels", "-r", "/tmp/wheels/requirements.txt",
+            ],
+            clean=True,
+        )
+        sh(["chroot", rootfs, "/opt/salt/bin/salt-call", "--version"], quiet=True, clean=True)
+        sh(["chroot", rootfs, "apt-get", "clean"], clean=True)
+    finally:
+        _umount_all(rootfs)
+    shutil.rmtree(staged)
+    for binary in SALT_BINARIES:
+        link = rootfs / "usr/local/bin" / binary
+        link.unlink(missing_ok=True)
+        link.symlink_to(f"/opt/salt/bin/{binary}")
+
+
+def _umount_all(rootfs):
+    proc = rootfs / "proc"
+    if proc.is_dir() and sh(["mountpoint", "-q", proc], check=False).returncode == 0:
+        sh(["umount", "-l", proc], check=False)
+
+
+def prune(keep):
+    """Remove templates of other inputs that no container of the lab uses any more; return their names."""
+    configs = " ".join(p.read_text() for p in LXCPATH.glob("*/config")) if LXCPATH.is_dir() else ""
+    removed = []
+    for old in CACHE.glob("lab-template-*"):
+        if old != keep and re.fullmatch(r"lab-template-[0-9a-f]{12}", old.name) and str(old) not in configs:
+            shutil.rmtree(old)
+            removed.append(old.name)
+    return removed

@@ -1,0 +1,108 @@
+{#- Rolling, zero-downtime app deploy:
+
+      salt-run state.orchestrate orch.deploy
+      salt-run state.orchestrate orch.deploy pillar='deploy: {nodes: [app2], timeout: 300}'
+
+    For each app node in turn (topology order): drain it on every lb, apply the app role, wait
+    until its health endpoint answers and every lb's health check sees it up, then put it back in
+    service. The steps form one requisite chain and every step is failhard: when one fails the
+    run stops there, the failed node stays drained and the nodes after it are left untouched.
+
+    Options (pillar `deploy`, all optional): nodes (a subset of the app nodes), sls (default
+    webstack.app), timeout (seconds a node may take to come back, default 120), drain_wait
+    (seconds to let its sessions end once drained, default 10). #}
+{%- set topology = salt['pillar.get']('webstack:topology', {}) %}
+{%- set options = salt['pillar.get']('deploy', {}) %}
+{%- set sls = options.get('sls', 'webstack.app') %}
+{%- set timeout = options.get('timeout', 120) | int %}
+{%- set drain_wait = options.get('drain_wait', 10) | int %}
+{%- set lbs = [] %}
+{%- set apps = [] %}
+{%- for node in topology.get('nodes', []) %}
+  {%- if 'lb' in node.get('roles', []) %}
+    {%- do lbs.append(node.name) %}
+  {%- endif %}
+  {%- if 'app' in node.get('roles', []) and (not options.get('nodes') or node.name in options.nodes) %}
+    {%- do apps.append(node.name) %}
+  {%- endif %}
+{%- endfor %}
+
+{%- if not lbs or not apps %}
+
+deploy-nothing-to-deploy:
+  test.fail_without_changes:
+    - name: >-
+        nothing to deploy: the topology (pillar webstack:topology) names
+        {{ lbs | length }} lb and {{ apps | length }} app node(s)
+        {%- if options.get('nodes') %} among {{ options.nodes | join(', ') }}{% endif %}
+    - failhard: true
+{%- else %}
+  {%- set previous = {'id': None} %}
+  {%- for app in apps %}
+
+deploy-{{ app }}-drain:
+  salt.function:
+    - name: webstack.set_server_state
+    - tgt: {{ lbs | join(',') }}
+    - tgt_type: list
+    - arg:
+      - {{ app }}
+      - drain
+    - kwarg:
+        wait: {{ drain_wait }}
+    - expect_minions: true
+    - failhard: true
+    {%- if previous.id %}
+    - require:
+      - salt: {{ previous.id }}
+    {%- endif %}
+
+deploy-{{ app }}-apply:
+  salt.state:
+    - tgt: {{ app }}
+    - sls: {{ sls }}
+    - expect_minions: true
+    - failhard: true
+    - require:
+      - salt: deploy-{{ app }}-drain
+
+deploy-{{ app }}-healthy:
+  salt.function:
+    - name: webstack.wait_healthy
+    - tgt: {{ app }}
+    - kwarg:
+        timeout: {{ timeout }}
+    - expect_minions: true
+    - failhard: true
+    - require:
+      - salt: deploy-{{ app }}-apply
+
+deploy-{{ app }}-seen-up:
+  salt.function:
+    - name: webstack.wait_server
+    - tgt: {{ lbs | join(',') }}
+    - tgt_type: list
+    - arg:
+      - {{ app }}
+    - kwarg:
+        timeout: {{ timeout }}
+    - expect_minions: true
+    - failhard: true
+    - require:
+      - salt: deploy-{{ app }}-healthy
+
+deploy-{{ app }}-ready:
+  salt.function:
+    - name: webstack.set_server_state
+    - tgt: {{ lbs | join(',') }}
+    - tgt_type: list
+    - arg:
+      - {{ app }}
+      - ready
+    - expect_minions: true
+    - failhard: true
+    - require:
+      - salt: deploy-{{ app }}-seen-up
+    {%- do previous.update({'id': 'deploy-' ~ app ~ '-ready'}) %}
+  {%- endfor %}
+{%- endif %}

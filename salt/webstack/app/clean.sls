@@ -1,0 +1,51 @@
+{%- set tplroot = tpldir.split('/')[0] %}
+{%- from tplroot ~ '/map.jinja' import webstack with context %}
+{%- set app = webstack.app %}
+# Removes what the app role installed: the program and sidecar first, then files, user, packages.
+
+app-clean-program-cmd-run:
+  cmd.run:
+    - name: >-
+        rm -f {{ app.supervisor.conf_dir }}/{{ app.supervisor.program }}.conf
+        && supervisorctl update {{ app.supervisor.program }}
+    - onlyif: test -f {{ app.supervisor.conf_dir }}/{{ app.supervisor.program }}.conf
+
+app-clean-service-dead:
+  service.dead:
+    - names:
+      - {{ webstack.ferretdb.service }}
+      - {{ app.nginx.service }}
+      - {{ app.supervisor.service }}
+    - enable: false
+    - require:
+      - cmd: app-clean-program-cmd-run
+
+app-clean-file-absent:
+  file.absent:
+    - names:
+      - {{ app.home }}
+      - {{ app.config }}
+      - {{ app.socket_dir }}
+      - {{ app.nginx.site }}
+      - {{ app.nginx.site_enabled }}
+      - /etc/tmpfiles.d/webstack-app.conf
+      - /etc/systemd/system/{{ webstack.ferretdb.service }}.service
+      - {{ webstack.ferretdb.binary }}
+      - /usr/local/libexec/webstack/nginx-check-site
+      - /usr/local/libexec/webstack/supervisor-check-program
+    - require:
+      - service: app-clean-service-dead
+
+app-clean-user-absent:
+  user.absent:
+    - names:
+      - {{ app.user }}
+      - {{ webstack.ferretdb.user }}
+    - require:
+      - file: app-clean-file-absent
+
+app-clean-pkg-purged:
+  pkg.purged:
+    - pkgs: [nginx-light, supervisor, gunicorn]
+    - require:
+      - service: app-clean-service-dead

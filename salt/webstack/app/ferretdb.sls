@@ -1,0 +1,54 @@
+{%- set tplroot = tpldir.split('/')[0] %}
+{%- from tplroot ~ '/map.jinja' import webstack with context %}
+{%- set ferretdb = webstack.ferretdb %}
+
+{%- if not ferretdb.source %}
+app-ferretdb-source-test-fail_without_changes:
+  test.fail_without_changes:
+    - name: >-
+        webstack:lookup:ferretdb:source is empty: say where app nodes get the FerretDB binary
+        (a salt:// path or an https:// URL with webstack:lookup:ferretdb:source_hash);
+        see pillar/webstack_local.sls.example
+    - failhard: true
+{%- else %}
+
+app-ferretdb-user-present:
+  user.present:
+    - name: {{ ferretdb.user }}
+    - system: true
+    - home: /var/lib/ferretdb
+    - createhome: false
+    - shell: /usr/sbin/nologin
+    - require:
+      - sls: {{ tplroot }}.common.validation
+
+app-ferretdb-binary-file-managed:
+  file.managed:
+    - name: {{ ferretdb.binary }}
+    - source: {{ ferretdb.source }}
+  {%- if ferretdb.source_hash %}
+    - source_hash: {{ ferretdb.source_hash }}
+  {%- endif %}
+    - mode: '0755'
+    - require:
+      - sls: {{ tplroot }}.common.validation
+
+app-ferretdb-unit-file-managed:
+  file.managed:
+    - name: /etc/systemd/system/{{ ferretdb.service }}.service
+    - source: salt://{{ tpldir }}/files/ferretdb.service.jinja
+    - template: jinja
+    - context:
+        webstack: {{ webstack | tojson }}
+    - require:
+      - file: app-ferretdb-binary-file-managed
+      - user: app-ferretdb-user-present
+
+app-ferretdb-service-running:
+  service.running:
+    - name: {{ ferretdb.service }}
+    - enable: true
+    - watch:
+      - file: app-ferretdb-binary-file-managed
+      - file: app-ferretdb-unit-file-managed
+{%- endif %}

@@ -1,0 +1,27 @@
+{%- set tplroot = tpldir.split('/')[0] %}
+{%- from tplroot ~ '/map.jinja' import webstack with context %}
+# Removes what the lb role installed: services first, then packages and managed files.
+
+lb-clean-service-dead:
+  service.dead:
+    - names:
+      - {{ webstack.lb.keepalived.service }}
+      - {{ webstack.lb.haproxy.service }}
+    - enable: false
+
+lb-clean-pkg-removed:
+  pkg.purged:
+    - pkgs: {{ webstack.lb.packages | tojson }}
+    - require:
+      - service: lb-clean-service-dead
+
+lb-clean-file-absent:
+  file.absent:
+    - names:
+      - /etc/systemd/system/haproxy.service.d/webstack.conf
+      - /usr/local/libexec/webstack/haproxy-save-state
+      - {{ webstack.lb.keepalived.notify_script }}
+      - {{ webstack.lb.keepalived.state_file }}
+      - {{ webstack.lb.haproxy.server_state_file }}
+    - require:
+      - pkg: lb-clean-pkg-removed

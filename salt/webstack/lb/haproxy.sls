@@ -1,0 +1,52 @@
+{%- set tplroot = tpldir.split('/')[0] %}
+{%- from tplroot ~ '/map.jinja' import webstack with context %}
+{%- set haproxy = webstack.lb.haproxy %}
+
+lb-haproxy-pkg-installed:
+  pkg.installed:
+    - pkgs: {{ webstack.lb.packages | tojson }}
+    - require:
+      - sls: {{ tplroot }}.common.validation
+
+lb-haproxy-state-dump-file-managed:
+  file.managed:
+    - name: /usr/local/libexec/webstack/haproxy-save-state
+    - source: salt://{{ tpldir }}/files/haproxy-save-state
+    - mode: '0755'
+    - makedirs: true
+
+{#- Reload = save every server's runtime state (drain/maint, weights) to the server-state file,
+    check the config, then let the master process re-exec its workers (no dropped connections). #}
+lb-haproxy-unit-file-managed:
+  file.managed:
+    - name: /etc/systemd/system/haproxy.service.d/webstack.conf
+    - source: salt://{{ tpldir }}/files/haproxy-dropin.conf.jinja
+    - template: jinja
+    - makedirs: true
+    - context:
+        haproxy: {{ haproxy | tojson }}
+    - require:
+      - file: lb-haproxy-state-dump-file-managed
+
+lb-haproxy-config-file-managed:
+  file.managed:
+    - name: {{ haproxy.config }}
+    - source: salt://{{ tpldir }}/files/haproxy.cfg.jinja
+    - template: jinja
+    - mode: '0640'
+    - group: haproxy
+    - context:
+        webstack: {{ webstack | tojson }}
+    # Proven by haproxy itself before it replaces the live file.
+    - check_cmd: /usr/sbin/haproxy -c -q -f
+    - require:
+      - pkg: lb-haproxy-pkg-installed
+
+lb-haproxy-service-running:
+  service.running:
+    - name: {{ haproxy.service }}
+    - enable: true
+    - reload: true
+    - watch:
+      - file: lb-haproxy-config-file-managed
+      - file: lb-haproxy-unit-file-managed

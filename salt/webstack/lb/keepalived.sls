@@ -1,0 +1,45 @@
+{%- set tplroot = tpldir.split('/')[0] %}
+{%- from tplroot ~ '/map.jinja' import webstack with context %}
+{%- set keepalived = webstack.lb.keepalived %}
+
+include:
+  - .haproxy
+
+lb-keepalived-notify-file-managed:
+  file.managed:
+    - name: {{ keepalived.notify_script }}
+    - source: salt://{{ tpldir }}/files/keepalived-notify
+    # enable_script_security: root-owned and not writable by anyone else, or keepalived refuses it.
+    - user: root
+    - group: root
+    - mode: '0755'
+    - makedirs: true
+    - require:
+      - sls: {{ tplroot }}.common.validation
+
+lb-keepalived-config-file-managed:
+  file.managed:
+    - name: {{ keepalived.config }}
+    - source: salt://{{ tpldir }}/files/keepalived.conf.jinja
+    - template: jinja
+    - mode: '0640'
+    - makedirs: true
+    - context:
+        webstack: {{ webstack | tojson }}
+    # keepalived's own parser proves the file before it goes live (exit 0 valid, non-zero with the
+    # offending line otherwise).
+    - check_cmd: /usr/sbin/keepalived --config-test -f
+    - require:
+      - pkg: lb-haproxy-pkg-installed
+      - file: lb-keepalived-notify-file-managed
+
+lb-keepalived-service-running:
+  service.running:
+    - name: {{ keepalived.service }}
+    - enable: true
+    # SIGHUP: keepalived re-reads its config without dropping the VIP.
+    - reload: true
+    - require:
+      - service: lb-haproxy-service-running
+    - watch:
+      - file: lb-keepalived-config-file-managed

@@ -1,0 +1,12 @@
+{%- set tplroot = tpldir.split('/')[0] %}
+{%- from tplroot ~ '/map.jinja' import webstack with context %}
+{#- ip_nonlocal_bind lets haproxy bind the VIP on a backup lb, so a takeover needs no restart. #}
+{%- for key, value in webstack.sysctl | dictsort %}
+
+lb-sysctl-sysctl-present-{{ key }}:
+  sysctl.present:
+    - name: {{ key }}
+    - value: {{ value }}
+    - require:
+      - sls: {{ tplroot }}.common.validation
+{%- endfor %}

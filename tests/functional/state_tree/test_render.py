@@ -1,0 +1,121 @@
+"""
+Render the whole state tree for topologies of 1, 2, 3 and 5 nodes per role and check what was
+derived from the topology: haproxy servers, keepalived priorities and peers, pg_hba, the app's
+database URI, and that no rendered file holds an address the topology does not name.
+"""
+
+import json
+import re
+
+import pytest
+
+from support.state_tree import make_topology
+
+SIZES = [1, 2, 3, 5]
+IPV4 = re.compile(r"(?<![\d.])(\d{1,3}(?:\.\d{1,3}){3})(?![\d.])")
+
+
+def nodes_with(topology, role):
+    return [n for n in topology["nodes"] if role in n["roles"]]
+
+
+def allowed_addresses(topology):
+    return {n["address"] for n in topology["nodes"]} | {
+        topology["vip"]["address"],
+        "127.0.0.1",
+    }
+
+
+@pytest.fixture(scope="module", params=SIZES, ids=[f"{n}-per-role" for n in SIZES])
+def sized(request, state_tree):
+    topology = make_topology(lbs=request.param, apps=request.param, dbs=request.param)
+    return topology, state_tree(topology)
+
+
+def test_haproxy_servers_are_the_app_nodes(sized):
+    topology, tree = sized
+    apps = nodes_with(topology, "app")
+    for lb in nodes_with(topology, "lb"):
+        text, _ = tree.rendered_files(lb["name"])["/etc/haproxy/haproxy.cfg"]
+        servers = re.findall(r"^\s+server (\S+) (\S+):80$", text, re.M)
+        assert servers == [(a["name"], a["address"]) for a in apps]
+        assert f"bind {topology['vip']['address']}:80" in text
+        assert f"bind {lb['address']}:8404" in text
+        assert "balance leastconn" in text
+
+
+def test_keepalived_priorities_descend_and_peers_are_the_other_lbs(sized):
+    topology, tree = sized
+    lbs = nodes_with(topology, "lb")
+    priorities = []
+    for lb in lbs:
+        files = tree.rendered_files(lb["name"])
+        text, _ = files["/etc/keepalived/keepalived.conf"]
+        priorities.append(int(re.search(r"^\s+priority (\d+)$", text, re.M).group(1)))
+        peers = re.search(r"unicast_peer \{([^}]*)\}", text).group(1).split()
+        assert peers == [o["address"] for o in lbs if o is not lb]
+        assert re.search(rf"unicast_src_ip {re.escape(lb['address'])}$", text, re.M)
+        assert "state BACKUP" in text
+        assert f"{topology['vip']['address']}/24 dev eth0" in text
+    assert priorities == sorted(priorities, reverse=True)
+    assert len(set(priorities)) == len(priorities)
+
+
+def test_pg_hba_admits_exactly_the_app_nodes(sized):
+    topology, tree = sized
+    for db in nodes_with(topology, "db"):
+        files = tree.rendered_files(db["name"])
+        hba, _ = files["/etc/postgresql/15/main/pg_hba.conf"]
+        hosts = re.findall(r"^host\s+webstack\s+webstack\s+(\S+)/32", hba, re.M)
+        assert hosts == [a["address"] for a in nodes_with(topology, "app")]
+        conf, _ = files["/etc/postgresql/15/main/conf.d/webstack.conf"]
+        assert f"listen_addresses = 'localhost,{db['address']}'" in conf
+
+
+def test_ferretdb_sidecar_reaches_every_db_node(sized):
+    topology, tree = sized
+    app = nodes_with(topology, "app")[0]
+    files = tree.rendered_files(app["name"])
+    unit, _ = files["/etc/systemd/system/ferretdb.service"]
+    url = re.search(r"--postgresql-url=postgres://(\S+?)/webstack\?(\S+)", unit)
+    assert url.group(1).split(",") == [f"{d['address']}:5432" for d in nodes_with(topology, "db")]
+    assert "target_session_attrs=read-write" in url.group(2)
+    config = json.loads(files["/etc/webstack/app.json"][0])
+    assert config["node_name"] == app["name"]
+    assert config["node_address"] == app["address"]
+    assert config["mongo_uri"].startswith("mongodb://webstack:db%2FPw%3A%401@127.0.0.1:27017/")
+
+
+def test_mongodb_uri_lists_every_db_node_with_the_replica_set(state_tree):
+    for size in SIZES:
+        topology = make_topology(lbs=1, apps=1, dbs=size, engine="mongodb")
+        tree = state_tree(topology)
+        files = tree.rendered_files("app1")
+        uri = json.loads(files["/etc/webstack/app.json"][0])["mongo_uri"]
+        hosts = re.search(r"@([^/]+)/", uri).group(1).split(",")
+        assert hosts == [f"{d['address']}:27017" for d in nodes_with(topology, "db")]
+        assert "replicaSet=rs0" in uri
+        assert "/etc/systemd/system/ferretdb.service" not in files
+        db_files = tree.rendered_files("db1")
+        mongod, _ = db_files["/etc/mongod.conf"]
+        assert "replSetName: rs0" in mongod
+        assert f"bindIp: 127.0.0.1,{topology['nodes'][-size]['address']}" in mongod
+
+
+def test_no_rendered_file_names_an_address_outside_the_topology(sized):
+    topology, tree = sized
+    allowed = allowed_addresses(topology)
+    for node in topology["nodes"]:
+        assert tree.rendered_files(node["name"]), f"{node['name']}: no file rendered"
+        for path, (text, _) in tree.rendered_files(node["name"]).items():
+            found = set(IPV4.findall(text)) - allowed
+            assert not found, f"{node['name']}:{path} names {found}"
+
+
+def test_highstate_gives_each_node_its_roles_only(sized):
+    topology, tree = sized
+    for node in topology["nodes"]:
+        ids = tree.rendered()[node["name"]]["highstate_ids"]
+        prefixes = {i.split("-")[0] for i in ids}
+        assert prefixes == {"common", *node["roles"]}
+        assert ids[0] == "common-validation-webstack_topology-validated"

@@ -1,0 +1,127 @@
+"""
+Masterless Salt minions over the repository's real state tree, for any topology.
+
+A site dir holds what a master's second pillar/file root would (``topology.yaml``, the secrets,
+the local lookup and the FerretDB binary); ``salt/`` and ``pillar/`` come from the checkout.
+``support/salt_runner.py`` runs Salt through pytest-salt-factories' ``Loaders`` (which syncs the
+custom modules) and renders every managed file exactly as ``file.managed`` would write it.
+"""
+
+import json
+import ipaddress
+import subprocess
+import sys
+import os
+import pathlib
+
+import yaml
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+SECRETS = {
+    "stats_password": "stats-Pw-1",
+    "app_secret_key": "app-key-1",
+    "db_password": "db/Pw:@1",
+    "mongodb_keyfile": "c2VjcmV0a2V5ZmlsZWNvbnRlbnRzZm9ydGVzdHM=",
+    "mongodb_admin_password": "admin-Pw-1",
+}
+
+
+def make_topology(lbs=2, apps=2, dbs=1, engine="ferretdb", cidr="10.88.0.0/24"):
+    """A valid topology with the given number of nodes per role, addresses counted from .11."""
+    net = ipaddress.IPv4Network(cidr)
+    hosts = iter(net.hosts())
+    master = next(hosts)
+    nodes = []
+    for role, count in (("lb", lbs), ("app", apps), ("db", dbs)):
+        for index in range(1, count + 1):
+            nodes.append({"name": f"{role}{index}", "address": str(next(hosts)), "roles": [role]})
+    return {
+        "name": f"t{lbs}{apps}{dbs}",
+        "master": {"address": str(master)},
+        "network": {"cidr": cidr},
+        "vip": {"address": str(net.broadcast_address - 1), "interface": "eth0", "router_id": 51},
+        "db": {"engine": engine},
+        "nodes": nodes,
+    }
+
+
+def ferretdb_binary():
+    path = os.environ.get("WEBSTACK_FERRETDB_BIN", "/var/cache/webstack/ferretdb-v1.24.2/ferretdb")
+    assert os.path.exists(path), f"FerretDB binary missing at {path}: run scripts/ensure-ferretdb"
+    return path
+
+
+class StateTree:
+    """One site (topology + secrets + lookup) on disk, run by masterless minions of any id.
+
+    Each call runs ``support/salt_runner.py`` in a fresh process (Salt's loader state is per
+    process), against the repository's real ``salt/`` and ``pillar/``.
+    """
+
+    def __init__(self, base, topology, secrets=SECRETS, lookup=None):
+        self.base = pathlib.Path(base)
+        self.topology = topology
+        site = self.base / "site"
+        (site / "files" / "ferretdb").mkdir(parents=True)
+        (site / "topology.yaml").write_text(yaml.safe_dump(topology))
+        if secrets is not None:
+            (site / "webstack_secrets.sls").write_text(
+                yaml.safe_dump({"webstack": {"secrets": secrets}})
+            )
+        local = {"ferretdb": {"source": "salt://ferretdb/ferretdb"}}
+        local.update(lookup or {})
+        (site / "webstack_local.sls").write_text(yaml.safe_dump({"webstack": {"lookup": local}}))
+        os.symlink(ferretdb_binary(), site / "files" / "ferretdb" / "ferretdb")
+        self.site = site
+        root = self.base / "minion"
+        root.mkdir()
+        self.config = root / "minion"
+        self.config.write_text(
+            yaml.safe_dump(
+                {
+                    "id": "unset",
+                    "file_client": "local",
+                    "root_dir": str(root),
+                    # Outside the cachedir: Loaders wipes the cachedir after syncing.
+                    "extension_modules": str(root / "extmods"),
+                    "file_roots": {"base": [str(REPO / "salt"), str(site / "files")]},
+                    "pillar_roots": {"base": [str(REPO / "pillar"), str(site)]},
+                    "log_level_logfile": "warning",
+                }
+            )
+        )
+        self._rendered = None
+
+    def _run(self, *args):
+        proc = subprocess.run(
+            [
+                sys.executable,
+                str(pathlib.Path(__file__).with_name("salt_runner.py")),
+                str(self.config),
+                *args,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        marker = "\n@@RESULT@@"
+        if proc.returncode != 0 or marker not in proc.stdout:
+            raise AssertionError(
+                f"salt_runner {args[0]} failed ({proc.returncode}):\n{proc.stderr[-4000:]}"
+            )
+        return json.loads(proc.stdout.split(marker, 1)[1])
+
+    def rendered(self):
+        """{minion: {highstate_ids, sls, files: {path: [text, check_cmd]}}} for every node."""
+        if self._rendered is None:
+            self._rendered = self._run("render", json.dumps(self.topology["nodes"]))
+        return self._rendered
+
+    def rendered_files(self, minion_id):
+        return {path: tuple(v) for path, v in self.rendered()[minion_id]["files"].items()}
+
+    def apply(self, minion_id, sls=None, test=True):
+        """state.apply (test mode unless test=False); returns {state id: {result, comment, changes}}."""
+        args = ["apply", minion_id] + ([sls] if sls else []) + ([] if test else ["--no-test"])
+        return self._run(*args)
