@@ -911,7 +911,6 @@ def _mongo_defaults(host, port, username, password):
 
 def _mongo(func, host=None, port=None, username=None, password=None):
     """Run ``func(client)``; without an admin user yet, fall back to the localhost exception."""
-    host, port, username, password = _mongo_defaults(host, port, username, password)
     client = _mongo_client(host, port, username, password)
     try:
         return func(client)
@@ -976,13 +975,13 @@ def _replset_view(client):
 
 
 def _mongo_call(func, host, port, username, password):
+    host, port, username, password = _mongo_defaults(host, port, username, password)
     try:
         return _mongo(func, host, port, username, password)
     except CommandExecutionError:
         raise
     except pymongo.errors.PyMongoError as exc:
-        where = f"{host or '127.0.0.1'}:{port or 'default port'}"
-        raise CommandExecutionError(f"MongoDB at {where}: {exc}") from exc
+        raise CommandExecutionError(f"MongoDB at {host}:{port}: {exc}") from exc
 
 
 def mongodb_replset(host=None, port=None, username=None, password=None):

@@ -233,6 +233,27 @@ def _table(headers, rows):
     ]
 
 
+def _health_cell(backends):
+    cells = []
+    lb = backends.get("lb")
+    if lb is not None:
+        cells.append("haproxy " + ("ERROR" if lb.get("error") else "ok"))
+    app = backends.get("app")
+    if app is not None:
+        if app.get("error"):
+            cells.append("app ERROR")
+        else:
+            nginx = app.get("nginx") or {}
+            cells += [
+                f"/{path} {(nginx.get(path) or {}).get('status') or 'no answer'}"
+                for path in ("healthz", "readyz")
+            ]
+    db = backends.get("db")
+    if db is not None:
+        cells.append("db " + ("up" if db.get("healthy") else "DOWN"))
+    return " ".join(cells)
+
+
 def _render(report, answers, silent=()):
     """The report as aligned text tables (the ``table`` key of ``status``)."""
     vip = report["vip"]
@@ -257,11 +278,12 @@ def _render(report, answers, silent=()):
                 "OWNER" if view.get("owner") else "",
                 view.get("vrrp_state") if "lb" in (ret.get("roles") or []) else "",
                 view.get("priority") if "lb" in (ret.get("roles") or []) else "",
+                _health_cell(ret.get("backends") or {}),
                 services,
             ]
         )
-    rows += [[minion, "?", "", "", "", "(no answer)"] for minion in silent]
-    lines += _table(["NODE", "ROLES", "VIP", "VRRP", "PRIO", "SERVICES"], rows)
+    rows += [[minion, "?", "", "", "", "(no answer)", ""] for minion in silent]
+    lines += _table(["NODE", "ROLES", "VIP", "VRRP", "PRIO", "HEALTH", "SERVICES"], rows)
     rows = [
         [
             lb,

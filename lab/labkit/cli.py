@@ -83,7 +83,7 @@ def cmd_status(args):
     for line in health.node_table(lab):
         say(line)
     vip, stats = health.urls(lab)
-    say(f"VIP {vip}  stats {stats}")
+    say(f"VIP {vip} held by: {', '.join(health.vip_holders(lab)) or 'nobody'}  stats {stats}")
     if lxc.state(config.MASTER_NAME) != "RUNNING":
         warn("salt-master not running")
         return 1

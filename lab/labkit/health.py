@@ -41,6 +41,17 @@ def wait_healthy(lab, timeout=180):
         wait_for(cluster_ok, timeout, interval=3, what="salt-run webstack.status to exit 0")
 
 
+def vip_holders(lab):
+    """The lb nodes that have the VIP on their VRRP interface right now (ground truth, from the host)."""
+    iface, vip = lab.derived["vip"]["interface"], lab.vip
+    holders = []
+    for node in lab.derived["lb"]:
+        out = lxc.netns(node["name"], "ip", "-4", "-o", "addr", "show", "dev", iface)
+        if out and f" {vip}/" in out:
+            holders.append(node["name"])
+    return holders
+
+
 def node_table(lab):
     rows = [("NODE", "ROLES", "ADDRESS", "STATE")]
     for c in lab.containers:

@@ -145,6 +145,14 @@ def attach_passthrough(name, *command):
     return subprocess.run(attach_args(name, *command), check=False).returncode
 
 
+def netns(name, *command, check=False):
+    """Run a host tool in the container's network namespace (works while it is frozen, too)."""
+    pid = init_pid(name)
+    if pid is None:
+        return None
+    return sh(["nsenter", "-t", str(pid), "-n", *command], check=check, capture=True)
+
+
 def wait_booted(name, timeout=90):
     """Wait until systemd inside reports running (or degraded): every unit of the boot has settled."""
 

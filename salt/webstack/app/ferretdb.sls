@@ -5,7 +5,8 @@
 {%- if not ferretdb.source %}
 app-ferretdb-source-test-fail_without_changes:
   test.fail_without_changes:
-    - name: >-
+    - name: ferretdb binary source
+    - comment: >-
         webstack:lookup:ferretdb:source is empty: say where app nodes get the FerretDB binary
         (a salt:// path or an https:// URL with webstack:lookup:ferretdb:source_hash);
         see pillar/webstack_local.sls.example

@@ -23,6 +23,11 @@ import sys
 import threading
 import time
 
+import salt.config
+import yaml
+from saltfactories.utils.functional import Loaders
+from support.state_tree import SECRETS
+
 REPO = pathlib.Path(__file__).resolve().parents[3]
 NOTIFY = REPO / "salt" / "webstack" / "lb" / "files" / "keepalived-notify"
 INSTANCE = "webstack"
@@ -446,6 +451,42 @@ class VrrpLab:
 def namespaces():
     """The names of the network namespaces that exist now."""
     return {line.split()[0] for line in _ip("netns", "list").stdout.splitlines() if line.strip()}
+
+
+# --------------------------------------------------------------------------------------------------
+# In-process Salt (the real loader) over the repository's state tree and pillar
+# --------------------------------------------------------------------------------------------------
+
+
+def write_site(site, topology, lookup=None):
+    """A pillar root beside pillar/: topology.yaml, the secrets and optional lookup overrides."""
+    site = pathlib.Path(site)
+    site.mkdir(parents=True, exist_ok=True)
+    (site / "topology.yaml").write_text(yaml.safe_dump(topology))
+    (site / "webstack_secrets.sls").write_text(yaml.safe_dump({"webstack": {"secrets": SECRETS}}))
+    (site / "webstack_local.sls").write_text(yaml.safe_dump({"webstack": {"lookup": lookup or {}}}))
+    return site
+
+
+def make_loaders(base, minion_id, site):
+    """saltfactories' Loaders for a masterless minion (it syncs _modules/_states itself)."""
+    root = pathlib.Path(base) / minion_id
+    root.mkdir(parents=True)
+    (root / "minion").write_text(
+        yaml.safe_dump(
+            {
+                "id": minion_id,
+                "file_client": "local",
+                "root_dir": str(root),
+                "file_roots": {"base": [str(REPO / "salt")]},
+                "pillar_roots": {"base": [str(REPO / "pillar"), str(site)]},
+                "log_level_logfile": "warning",
+            }
+        )
+    )
+    opts = salt.config.minion_config(str(root / "minion"))
+    opts["file_client"] = "local"
+    return Loaders(opts)
 
 
 # --------------------------------------------------------------------------------------------------

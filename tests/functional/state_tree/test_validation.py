@@ -1,0 +1,116 @@
+"""
+A bad topology or a missing secret fails the run with a message naming the offending key, and no
+state other than the validation gate runs (highstate and role SLS alike).
+"""
+
+import copy
+
+import pytest
+from support.state_tree import SECRETS, make_topology
+
+GATE = "common-validation-webstack_topology-validated"
+
+
+def mutate(change):
+    topology = make_topology(lbs=2, apps=2, dbs=1)
+    change(topology)
+    return topology
+
+
+def set_node(index, **values):
+    return lambda t: t["nodes"][index].update(values)
+
+
+BAD_TOPOLOGIES = {
+    "duplicate-name": (set_node(1, name="lb1"), "nodes[1].name: duplicate name 'lb1'"),
+    "duplicate-address": (
+        lambda t: t["nodes"][3].update(address=t["nodes"][2]["address"]),
+        "nodes[3].address: duplicate address",
+    ),
+    "vip-is-a-node": (
+        lambda t: t["vip"].update(address=t["nodes"][0]["address"]),
+        "vip.address: 10.88.0.2 is also the address of nodes[0]",
+    ),
+    "vip-outside-subnet": (
+        lambda t: t["vip"].update(address="10.99.0.10"),
+        "vip.address: 10.99.0.10 is outside the nodes' subnet 10.88.0.0/24",
+    ),
+    "no-lb": (
+        lambda t: [n.update(roles=["app"]) for n in t["nodes"] if n["roles"] == ["lb"]],
+        "nodes: no node has the role 'lb'",
+    ),
+    "no-db": (lambda t: t["nodes"].pop(), "nodes: no node has the role 'db'"),
+    "unknown-role": (set_node(2, roles=["web"]), "nodes[2].roles: unknown role 'web'"),
+    "unknown-engine": (
+        lambda t: t["db"].update(engine="mysql"),
+        "db.engine: unknown engine 'mysql'",
+    ),
+    "port-out-of-range": (
+        lambda t: t.update(ports={"frontend": 70000}),
+        "ports.frontend: 70000 is not a TCP port",
+    ),
+    "duplicate-priority": (
+        lambda t: [t["nodes"][i].update(priority=100) for i in (0, 1)],
+        "nodes[1].priority: duplicate VRRP priority 100",
+    ),
+    "router-id-out-of-range": (
+        lambda t: t["vip"].update(router_id=300),
+        "vip.router_id: 300 is not a VRRP router id",
+    ),
+    "address-not-ipv4": (set_node(4, address="10.88.0.999"), "nodes[4].address: '10.88.0.999'"),
+}
+
+
+def assert_only_the_gate_failed(states, expected):
+    assert list(states) == [GATE], f"states other than validation ran: {list(states)}"
+    assert states[GATE]["result"] is False
+    assert expected in states[GATE]["comment"], states[GATE]["comment"]
+    assert states[GATE]["changes"] == {}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_TOPOLOGIES))
+def test_bad_topology_stops_the_highstate_at_the_gate(case, state_tree):
+    change, expected = BAD_TOPOLOGIES[case]
+    tree = state_tree(mutate(change))
+    assert_only_the_gate_failed(tree.apply("lb1"), expected)
+
+
+@pytest.mark.parametrize("role", ["lb", "app", "db"])
+def test_bad_topology_stops_a_role_sls_at_the_gate(role, state_tree):
+    tree = state_tree(mutate(lambda t: t["db"].update(engine="mysql")))
+    assert_only_the_gate_failed(tree.apply("lb1", f"webstack.{role}"), "db.engine")
+
+
+@pytest.mark.parametrize("missing", ["stats_password", "app_secret_key", "db_password"])
+def test_missing_secret_is_named(missing, state_tree):
+    secrets = {k: v for k, v in SECRETS.items() if k != missing}
+    tree = state_tree(make_topology(), secrets=secrets)
+    assert_only_the_gate_failed(tree.apply("app1"), f"webstack:secrets:{missing}: missing")
+
+
+def test_no_secrets_file_names_every_secret(state_tree):
+    tree = state_tree(make_topology(), secrets=None)
+    states = tree.apply("db1")
+    for key in ("stats_password", "app_secret_key", "db_password"):
+        assert f"webstack:secrets:{key}: missing" in states[GATE]["comment"]
+    assert_only_the_gate_failed(states, "webstack:secrets:")
+
+
+def test_mongodb_engine_requires_its_keyfile(state_tree):
+    secrets = copy.deepcopy(SECRETS)
+    del secrets["mongodb_keyfile"]
+    tree = state_tree(make_topology(engine="mongodb"), secrets=secrets)
+    assert_only_the_gate_failed(tree.apply("db1"), "webstack:secrets:mongodb_keyfile: missing")
+
+
+def test_minion_missing_from_the_topology_is_refused(state_tree):
+    tree = state_tree(make_topology())
+    assert_only_the_gate_failed(tree.apply("ghost"), "this minion ('ghost') is not a node")
+
+
+def test_ferretdb_source_missing_is_named(state_tree):
+    tree = state_tree(make_topology(), lookup={"ferretdb": {"source": ""}})
+    states = tree.apply("app1")
+    failed = {sid: s for sid, s in states.items() if s["result"] is False}
+    assert list(failed) == ["app-ferretdb-source-test-fail_without_changes"]
+    assert "webstack:lookup:ferretdb:source" in failed[next(iter(failed))]["comment"]
