@@ -183,7 +183,9 @@ def _validate_vip(topology, subnet, nodes, errors):
             if address not in subnet:
                 errors.append(f"vip.address: {address} is outside the nodes' subnet {subnet}")
             elif address in (subnet.network_address, subnet.broadcast_address):
-                errors.append(f"vip.address: {address} is the network or broadcast address of {subnet}")
+                errors.append(
+                    f"vip.address: {address} is the network or broadcast address of {subnet}"
+                )
     if "prefix" in vip:
         prefix = vip["prefix"]
         if isinstance(prefix, bool) or not isinstance(prefix, int) or not 1 <= prefix <= 32:
@@ -221,7 +223,9 @@ def _validate_subnet_membership(subnet, nodes, topology, errors):
     for index, node in enumerate(nodes):
         address = _ip(node.get("address"))
         if address is not None and address not in subnet:
-            errors.append(f"nodes[{index}].address: {address} is outside the nodes' subnet {subnet}")
+            errors.append(
+                f"nodes[{index}].address: {address} is outside the nodes' subnet {subnet}"
+            )
     network = topology.get("network") or {}
     if isinstance(network, dict) and "gateway" in network:
         gateway = _ip(network["gateway"])
@@ -238,7 +242,9 @@ def _validate_db(topology, errors):
         errors.append(f"db.{extra}: unknown key (expected one of {', '.join(DB_KEYS)})")
     engine = db.get("engine")
     if engine not in ENGINES:
-        errors.append(f"db.engine: unknown engine {engine!r} (expected one of {', '.join(ENGINES)})")
+        errors.append(
+            f"db.engine: unknown engine {engine!r} (expected one of {', '.join(ENGINES)})"
+        )
         engine = None
     if "replica_set" in db and not (
         isinstance(db["replica_set"], str) and _REPLSET_RE.match(db["replica_set"])
@@ -254,7 +260,9 @@ def _validate_secrets(engine, secrets, errors):
     if secrets is None:
         return
     if not isinstance(secrets, dict):
-        errors.append("webstack:secrets: must be a mapping (see pillar/webstack_secrets.sls.example)")
+        errors.append(
+            "webstack:secrets: must be a mapping (see pillar/webstack_secrets.sls.example)"
+        )
         return
     for key in REQUIRED_SECRETS + ENGINE_SECRETS.get(engine, ()):
         value = secrets.get(key)
@@ -270,15 +278,18 @@ def _validate_secrets(engine, secrets, errors):
             )
 
 
-def validate(topology=None, secrets=None):
+def validate(topology=None, secrets=None, lookup=None):
     """
-    Check a topology (and, when given, the secrets) and return every problem found.
+    Check a topology (and, when given, the secrets and lookup) and return every problem found.
 
     topology
         The topology mapping. Defaults to pillar ``webstack:topology``.
     secrets
         The secrets mapping. Defaults to pillar ``webstack:secrets`` (checked only when called
         through Salt, or when passed explicitly).
+    lookup
+        Pillar ``webstack:lookup`` overrides, of which the ones without a default are checked
+        (the FerretDB binary's source for the ferretdb engine). Same defaulting as ``secrets``.
 
     Returns ``{"valid": bool, "errors": [str, ...]}``; each error starts with the offending key.
 
@@ -292,15 +303,36 @@ def validate(topology=None, secrets=None):
         topology = _pillar("webstack:topology")
         if secrets is None:
             secrets = _pillar("webstack:secrets") or {}
-    return {"valid": not (errors := _errors(topology, secrets)), "errors": errors}
+        if lookup is None:
+            lookup = _pillar("webstack:lookup") or {}
+    return {"valid": not (errors := _errors(topology, secrets, lookup)), "errors": errors}
 
 
-def _errors(topology, secrets=None):
+def _validate_lookup(engine, lookup, errors):
+    if lookup is None or engine != "ferretdb":
+        return
+    ferretdb = lookup.get("ferretdb") if isinstance(lookup, dict) else None
+    source = ferretdb.get("source") if isinstance(ferretdb, dict) else None
+    if not isinstance(source, str) or not source.strip():
+        errors.append(
+            "webstack:lookup:ferretdb:source: missing; say where app nodes get the FerretDB binary "
+            "(a salt:// path, or an https:// URL with source_hash; see "
+            "pillar/webstack_local.sls.example)"
+        )
+    elif source.startswith(("http://", "https://", "ftp://")) and not ferretdb.get("source_hash"):
+        errors.append("webstack:lookup:ferretdb:source_hash: required when the source is a URL")
+
+
+def _errors(topology, secrets=None, lookup=None):
     errors = []
     if not isinstance(topology, dict) or not topology:
-        return ["webstack:topology: missing or not a mapping (is topology.yaml in the pillar roots?)"]
+        return [
+            "webstack:topology: missing or not a mapping (is topology.yaml in the pillar roots?)"
+        ]
     for extra in sorted(set(topology) - set(TOP_LEVEL_KEYS)):
-        errors.append(f"{extra}: unknown top-level key (expected one of {', '.join(TOP_LEVEL_KEYS)})")
+        errors.append(
+            f"{extra}: unknown top-level key (expected one of {', '.join(TOP_LEVEL_KEYS)})"
+        )
     master = topology.get("master")
     if master is not None and not (isinstance(master, dict) and _ip(master.get("address"))):
         errors.append(f"master.address: {master!r} does not hold an IPv4 address")
@@ -316,7 +348,9 @@ def _errors(topology, secrets=None):
     else:
         for key, value in ports.items():
             if key not in DEFAULT_PORTS:
-                errors.append(f"ports.{key}: unknown port (expected one of {', '.join(DEFAULT_PORTS)})")
+                errors.append(
+                    f"ports.{key}: unknown port (expected one of {', '.join(DEFAULT_PORTS)})"
+                )
             else:
                 _check_port(errors, f"ports.{key}", value)
     vrrp = topology.get("vrrp") or {}
@@ -331,6 +365,7 @@ def _errors(topology, secrets=None):
             f"nodes: {len(lbs)} lb nodes is more than derived priorities allow; set 'priority' on each"
         )
     _validate_secrets(engine, secrets, errors)
+    _validate_lookup(engine, lookup, errors)
     return errors
 
 
@@ -452,7 +487,9 @@ def _load(path):
             import yaml  # pylint: disable=import-outside-toplevel
         except ImportError:
             # JSON is a subset of YAML: a caller without PyYAML can convert and pass JSON instead.
-            sys.exit(f"{path}: PyYAML is not installed; pass the topology as JSON ('-' reads stdin)")
+            sys.exit(
+                f"{path}: PyYAML is not installed; pass the topology as JSON ('-' reads stdin)"
+            )
         return yaml.safe_load(text)
     return json.loads(text)
 

@@ -1,1 +1,1 @@
-"""The webstack lab: the whole stack on one Linux machine as LXC system containers (see lab/README.md)."""
+"""The webstack lab: the whole stack on one machine as LXC system containers (lab/README.md)."""

@@ -5,7 +5,21 @@ import contextlib
 import fcntl
 import sys
 
-from . import cluster, config, health, host, lxc, net, pki, proxy, saltcmd, sitedir, template, wheelhouse
+from . import (
+    cluster,
+    config,
+    health,
+    host,
+    lxc,
+    net,
+    pki,
+    proxy,
+    saltcmd,
+    sitedir,
+    template,
+    wheelhouse,
+)
+from . import down as teardown
 from .run import LabError, say, step, warn
 
 LOCK = "/run/webstack-lab.lock"
@@ -65,9 +79,7 @@ def cmd_up(args):
 
 def cmd_down(_args):
     with step("down"):
-        from .down import down
-
-        down()
+        teardown.down()
     return 0
 
 
@@ -141,20 +153,30 @@ def cmd_service(args):
 
 
 def parser():
-    p = argparse.ArgumentParser(prog="lab", description="The webstack stack on one machine, as LXC containers.")
+    p = argparse.ArgumentParser(
+        prog="lab", description="The webstack stack on one machine, as LXC containers."
+    )
     p.add_argument("--topology", help="topology file (default: $LAB_TOPOLOGY or topology/lab.yaml)")
     sub = p.add_subparsers(dest="command", required=True)
-    up = sub.add_parser("up", help="build (from caches) and start the lab, apply the states; converges")
-    up.add_argument("--no-apply", action="store_true", help="stop once the Salt cluster answers and is synced")
+    up = sub.add_parser(
+        "up", help="build (from caches) and start the lab, apply the states; converges"
+    )
+    up.add_argument(
+        "--no-apply", action="store_true", help="stop once the Salt cluster answers and is synced"
+    )
     up.set_defaults(func=cmd_up, lock=True)
-    sub.add_parser("down", help="remove everything the lab made (caches stay)").set_defaults(func=cmd_down, lock=True)
+    sub.add_parser("down", help="remove everything the lab made (caches stay)").set_defaults(
+        func=cmd_down, lock=True
+    )
     status = sub.add_parser("status", help="the nodes, then salt-run webstack.status")
     status.add_argument("args", nargs=argparse.REMAINDER)
     status.set_defaults(func=cmd_status)
     salt = sub.add_parser("salt", help="salt ARGS... on the master", prefix_chars="\0")
     salt.add_argument("args", nargs=argparse.REMAINDER)
     salt.set_defaults(func=cmd_salt)
-    run = sub.add_parser("run", help="any command on the master (salt-run, salt-key, ...)", prefix_chars="\0")
+    run = sub.add_parser(
+        "run", help="any command on the master (salt-run, salt-key, ...)", prefix_chars="\0"
+    )
     run.add_argument("args", nargs=argparse.REMAINDER)
     run.set_defaults(func=cmd_run)
     exe = sub.add_parser("exec", help="a command inside a node", prefix_chars="\0")

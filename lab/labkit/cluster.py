@@ -1,4 +1,4 @@
-"""The lab's containers: the salt-master (repo and site dir mounted read-only) and one per topology node."""
+"""The lab's containers: the salt-master (repo and site dir mounted read-only), one per node."""
 
 import secrets
 import socket
@@ -48,8 +48,8 @@ def _hosts(lab):
 def _seed(lab, node, pairs):
     """Files a new container gets in its overlay upper dir before its first start.
 
-    ``pairs`` has every minion's key pair and the master's own (under the master's name): the master's
-    key is preseeded too, so a recreated master keeps the identity its minions have cached.
+    ``pairs`` has every minion's key pair and the master's own (under the master's name): the
+    master's key is preseeded too, so a recreated master keeps the identity its minions cached.
     """
     name = node.name
     master_pem, master_pub = pairs[MASTER_NAME]
@@ -61,7 +61,8 @@ def _seed(lab, node, pairs):
         lxc.put(name, MASTER_CONF, yaml.safe_dump(master_config(lab)))
         lxc.symlink(name, "etc/systemd/system/salt-minion.service", "/dev/null")
         lxc.symlink(
-            name, "etc/systemd/system/multi-user.target.wants/salt-master.service",
+            name,
+            "etc/systemd/system/multi-user.target.wants/salt-master.service",
             "/usr/lib/systemd/system/salt-master.service",
         )
         lxc.put(name, "etc/salt/pki/master/master.pem", master_pem, 0o400)
@@ -96,7 +97,7 @@ def prune(lab):
 
 
 def create(lab, template, pairs):
-    """Create missing containers (or recreate ones whose config changed); return the names created."""
+    """Create missing containers (recreate those whose config changed); return their names."""
     created = []
     for node in lab.containers:
         text = lxc.config_text(lab, node, template, _mounts(node))
@@ -135,7 +136,7 @@ def start(names, lab):
 
 
 def sync_master_keys(lab, pairs):
-    """A running master's accepted keys = exactly the topology's minions (preseeded, no auto-accept)."""
+    """A running master accepts exactly the topology's minions (preseeded, no auto-accept)."""
     base = "/etc/salt/pki/master/minions"
     listed = lxc.attach(MASTER_NAME, "ls", "-1", base, capture=True).split()
     minions = _minions(pairs)
@@ -155,7 +156,8 @@ def ensure_containers(lab, template, pairs):
     start([MASTER_NAME], lab)
     sync_master_keys(lab, pairs)
     start([n.name for n in lab.nodes], lab)
-    say(f"    created: {', '.join(created) or 'none'}; running: {', '.join(c.name for c in lab.containers)}")
+    running = ", ".join(c.name for c in lab.containers)
+    say(f"    created: {', '.join(created) or 'none'}; running: {running}")
 
 
 def check_tree():

@@ -1,4 +1,4 @@
-"""Where the lab keeps things, and the topology it runs (validated and derived by _modules/webstack_topology.py)."""
+"""Where the lab keeps things, and its topology (validated and derived by webstack_topology)."""
 
 import hashlib
 import importlib.util
@@ -68,11 +68,12 @@ class Lab:
         for node in self.containers:
             if node.name == name:
                 return node
-        raise LabError(f"no node {name!r} in {self.topology_file} (nodes: {', '.join(n.name for n in self.containers)})")
+        known = ", ".join(n.name for n in self.containers)
+        raise LabError(f"no node {name!r} in {self.topology_file} (nodes: {known})")
 
 
 def load(topology_file=None):
-    """Read, validate and derive the topology (same rules as the pillar's), and fill the lab's defaults."""
+    """Read, validate and derive the topology (the pillar's rules); fill in the lab's defaults."""
     path = Path(topology_file or os.environ.get("LAB_TOPOLOGY") or DEFAULT_TOPOLOGY).resolve()
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -92,7 +93,9 @@ def load(topology_file=None):
     if gateway in taken:
         raise LabError(f"{path}: network.gateway {gateway} is also a node, master or VIP address")
     if any(n.name == MASTER_NAME for n in nodes):
-        raise LabError(f"{path}: a node may not be named {MASTER_NAME!r} (the salt-master container)")
+        raise LabError(
+            f"{path}: a node may not be named {MASTER_NAME!r} (the salt-master container)"
+        )
     return Lab(
         topology_file=path,
         raw=raw,
@@ -109,11 +112,9 @@ def digest(*parts):
     """A short hash of the given strings/bytes/paths (file contents): the key of a cache."""
     sha = hashlib.sha256()
     for part in parts:
-        if isinstance(part, Path):
-            part = part.read_bytes()
-        if isinstance(part, str):
-            part = part.encode()
-        sha.update(hashlib.sha256(part).digest())
+        data = part.read_bytes() if isinstance(part, Path) else part
+        data = data.encode() if isinstance(data, str) else data
+        sha.update(hashlib.sha256(data).digest())
     return sha.hexdigest()[:12]
 
 

@@ -1,7 +1,7 @@
-"""Teardown: containers, their cgroups and veths, the bridge, the apt proxy, the lab's state and site dir.
+"""Teardown: containers, their cgroups and veths, the bridge, the apt proxy, the state and site dir.
 
-The caches (template, wheelhouse, apt-cacher-ng's package cache, FerretDB) stay: they are keyed by their
-inputs and make the next `lab up` fast. A second `down` finds nothing and does nothing.
+The caches (template, wheelhouse, apt-cacher-ng's package cache, FerretDB) stay: they are keyed by
+their inputs and make the next `lab up` fast. A second `down` finds nothing and does nothing.
 """
 
 import os
@@ -16,9 +16,11 @@ CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 
 def _leftover_cgroups(names):
-    """lxc.payload.<name>/lxc.monitor.<name> dirs of our containers, and the lxc.pivot dirs LXC makes when
-    it stops a container, in every hierarchy (rmdir only removes them once no process is left in them)."""
-    wanted = {f"lxc.{kind}.{name}" for name in names for kind in ("payload", "monitor")} | {"lxc.pivot"}
+    """lxc.payload.<name>/lxc.monitor.<name> dirs of our containers and the lxc.pivot dirs LXC makes
+    when it stops one, in every hierarchy (rmdir removes them only once no process is in them)."""
+    wanted = {f"lxc.{kind}.{name}" for name in names for kind in ("payload", "monitor")} | {
+        "lxc.pivot"
+    }
     found = []
     if not CGROUP_ROOT.is_dir():
         return found

@@ -18,7 +18,7 @@ def urls(lab):
 
 
 def http_status(url, timeout=3):
-    """The HTTP status of a GET (only ever to the lab's own addresses), or None when nothing answers."""
+    """The HTTP status of a GET (only to the lab's own addresses), or None if nothing answers."""
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - http to the lab only
             return response.status
@@ -35,14 +35,23 @@ def wait_healthy(lab, timeout=180):
     if (REPO / "_runners" / "webstack.py").exists():
 
         def cluster_ok():
-            return lxc.attach(MASTER_NAME, "salt-run", "webstack.status", check=False, capture=False,
-                              timeout=120).returncode == 0
+            return (
+                lxc.attach(
+                    MASTER_NAME,
+                    "salt-run",
+                    "webstack.status",
+                    check=False,
+                    capture=False,
+                    timeout=120,
+                ).returncode
+                == 0
+            )
 
         wait_for(cluster_ok, timeout, interval=3, what="salt-run webstack.status to exit 0")
 
 
 def vip_holders(lab):
-    """The lb nodes that have the VIP on their VRRP interface right now (ground truth, from the host)."""
+    """The lbs that have the VIP on their VRRP interface now (ground truth, seen from the host)."""
     iface, vip = lab.derived["vip"]["interface"], lab.vip
     holders = []
     for node in lab.derived["lb"]:
@@ -63,12 +72,13 @@ def node_table(lab):
 def summary(lab):
     vip, stats = urls(lab)
     say("")
-    say(f"webstack lab '{lab.derived['name']}' ({lab.topology_file.name}) on bridge {lab.bridge} {lab.gateway}/{lab.prefix}")
+    name, network = lab.derived["name"], f"{lab.bridge} {lab.gateway}/{lab.prefix}"
+    say(f"webstack lab '{name}' ({lab.topology_file.name}) on bridge {network}")
     for line in node_table(lab):
         say("  " + line)
     say(f"  VIP:   {vip}")
     if stats:
-        say(f"  stats: {stats} (user admin, password: stats_password in .lab/site/webstack_secrets.sls)")
+        say(f"  stats: {stats} (admin / stats_password in .lab/site/webstack_secrets.sls)")
     say(f"  proxy: {lab.proxy_url}")
     if TIMINGS:
         say("  steps:")

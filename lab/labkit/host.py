@@ -20,7 +20,11 @@ PACKAGES = (
 
 
 def missing_packages(packages=PACKAGES):
-    out = sh(["dpkg-query", "-W", "-f", "${Package} ${db:Status-Status}\n", *packages], check=False, capture=True)
+    out = sh(
+        ["dpkg-query", "-W", "-f", "${Package} ${db:Status-Status}\n", *packages],
+        check=False,
+        capture=True,
+    )
     installed = {line.split()[0] for line in out.splitlines() if line.endswith(" installed")}
     return [p for p in packages if p not in installed]
 

@@ -1,4 +1,4 @@
-"""LXC containers in the lab's own lxcpath: config, overlay clone of the template, start/stop/attach.
+"""LXC containers in the lab's own lxcpath: config, overlay clone of the template, start/stop.
 
 Facts measured on this machine (DESIGN.md §6): ``lxc.cgroup.relative = 1`` or containers escape into
 the root cgroups; always an absolute lxcpath; ``lxc.apparmor.profile = unconfined``.
@@ -41,7 +41,7 @@ def names():
 
 def veth_name(name):
     short = f"ws-{name}"
-    return short if len(short) <= 15 else "ws-" + hashlib.sha1(name.encode()).hexdigest()[:12]
+    return short if len(short) <= 15 else "ws-" + hashlib.sha256(name.encode()).hexdigest()[:12]
 
 
 def hwaddr(address):
@@ -120,7 +120,11 @@ def start(name):
 
 
 def stop(name, kill=False, timeout=20):
-    sh(["lxc-stop", *_p(), "-n", name, *(["-k"] if kill else ["-t", str(timeout)])], check=False, quiet=True)
+    sh(
+        ["lxc-stop", *_p(), "-n", name, *(["-k"] if kill else ["-t", str(timeout)])],
+        check=False,
+        quiet=True,
+    )
 
 
 def freeze(name):
@@ -132,12 +136,27 @@ def unfreeze(name):
 
 
 def attach_args(name, *command):
-    return ["lxc-attach", *_p(), "-n", name, "--clear-env", "-v", PATH_ENV, "-v", "LANG=C.UTF-8",
-            "-v", "HOME=/root", "--", *command]
+    return [
+        "lxc-attach",
+        *_p(),
+        "-n",
+        name,
+        "--clear-env",
+        "-v",
+        PATH_ENV,
+        "-v",
+        "LANG=C.UTF-8",
+        "-v",
+        "HOME=/root",
+        "--",
+        *command,
+    ]
 
 
 def attach(name, *command, check=True, capture=False, stdin=None, timeout=None):
-    return sh(attach_args(name, *command), check=check, capture=capture, stdin=stdin, timeout=timeout)
+    return sh(
+        attach_args(name, *command), check=check, capture=capture, stdin=stdin, timeout=timeout
+    )
 
 
 def attach_passthrough(name, *command):
@@ -154,7 +173,7 @@ def netns(name, *command, check=False):
 
 
 def wait_booted(name, timeout=90):
-    """Wait until systemd inside reports running (or degraded): every unit of the boot has settled."""
+    """Wait until systemd inside reports running (or degraded): the boot has settled."""
 
     def booted():
         if state(name) != "RUNNING":
@@ -165,8 +184,12 @@ def wait_booted(name, timeout=90):
     try:
         wait_for(booted, timeout, interval=0.3, what=f"{name} to boot")
     except LabError:
-        failed = attach(name, "systemctl", "--failed", "--no-legend", check=False, capture=True, timeout=10)
-        raise LabError(f"{name} did not finish booting in {timeout}s; failed units:\n{failed}") from None
+        failed = attach(
+            name, "systemctl", "--failed", "--no-legend", check=False, capture=True, timeout=10
+        )
+        raise LabError(
+            f"{name} did not finish booting in {timeout}s; failed units:\n{failed}"
+        ) from None
 
 
 def destroy(name):

@@ -1,4 +1,4 @@
-"""The lab's private bridge: the gateway address on it, no NAT, no forwarding, no route out of the lab."""
+"""The lab's private bridge: the gateway address on it; no NAT, no forwarding, no route out."""
 
 from .run import say, sh
 

@@ -1,4 +1,4 @@
-"""Minion keys, generated on the host and preseeded on both sides (the master never auto-accepts)."""
+"""Salt keys, generated on the host and preseeded on both sides (no auto-accept)."""
 
 import os
 import shutil
@@ -12,7 +12,7 @@ KEYS = STATE / "pki"
 
 
 def _salt_key(template):
-    """salt-key from the lab's own venv, else PATH, else the template's Salt run by the host's python3."""
+    """salt-key from the lab's venv, else PATH, else the template's Salt run by host python3."""
     for candidate in (Path(sys.executable).parent / "salt-key", shutil.which("salt-key")):
         if candidate and os.access(candidate, os.X_OK):
             return [str(candidate)], {}
@@ -30,7 +30,11 @@ def ensure(names, template):
     for name in names:
         pem, pub = KEYS / f"{name}.pem", KEYS / f"{name}.pub"
         if not (pem.exists() and pub.exists()):
-            sh([*command, f"--gen-keys={name}", f"--gen-keys-dir={KEYS}", "--log-level=quiet"], env=env, quiet=True)
+            sh(
+                [*command, f"--gen-keys={name}", f"--gen-keys-dir={KEYS}", "--log-level=quiet"],
+                env=env,
+                quiet=True,
+            )
         if not (pem.exists() and pub.exists()):
             raise LabError(f"salt-key did not write {pem} and {pub}")
         pem.chmod(0o400)

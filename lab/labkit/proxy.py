@@ -1,7 +1,7 @@
-"""apt-cacher-ng on the bridge address: the nodes' only way to Debian's packages (and the template's).
+"""apt-cacher-ng on the bridge address: the nodes' (and the template's) only way to Debian packages.
 
-It runs as a plain background process with its own config dir and pid file (no systemd on the host);
-its upstream is the Debian mirror the host's own apt sources use. The package cache is kept across labs.
+It runs as a plain background process with its own config dir and pid file (no systemd on the
+host); its upstream is the Debian mirror the host's own apt sources use. Its cache outlives a lab.
 """
 
 import os
@@ -20,21 +20,24 @@ PORT = 3142
 
 
 def host_mirrors():
-    """The Debian archive and security URIs from the host's /etc/apt/sources.list*, with defaults."""
+    """The Debian archive and security URIs in the host's /etc/apt/sources.list*, or defaults."""
     texts = []
     for path in [Path("/etc/apt/sources.list"), *sorted(Path("/etc/apt/sources.list.d").glob("*"))]:
         if path.suffix in ("", ".list", ".sources") and path.is_file():
             texts.append(path.read_text(errors="replace"))
     uris = []
     for text in texts:
-        for line in text.splitlines():
-            line = line.split("#", 1)[0]
+        for raw in text.splitlines():
+            line = raw.split("#", 1)[0]
             if line.startswith("URIs:"):
                 uris += line.split()[1:]
             elif line.startswith("deb "):
                 uris += [w for w in line.split()[1:] if re.match(r"^https?://", w)][:1]
     archive = next((u for u in uris if re.search(r"/debian/?$", u)), "http://deb.debian.org/debian")
-    security = next((u for u in uris if re.search(r"/debian-security/?$", u)), "http://deb.debian.org/debian-security")
+    security = next(
+        (u for u in uris if re.search(r"/debian-security/?$", u)),
+        "http://deb.debian.org/debian-security",
+    )
     return archive.rstrip("/") + "/", security.rstrip("/") + "/"
 
 
@@ -98,7 +101,9 @@ def start(lab):
         running = None
     if not running:
         sh(["apt-cacher-ng", "-c", conf], quiet=True)
-    wait_for(lambda: pid() and _listening(lab.gateway), 20, what=f"apt-cacher-ng on {lab.gateway}:{PORT}")
+    wait_for(
+        lambda: pid() and _listening(lab.gateway), 20, what=f"apt-cacher-ng on {lab.gateway}:{PORT}"
+    )
     archive, _ = host_mirrors()
     say(f"    apt proxy {lab.proxy_url} (pid {pid()}) → {archive}")
 

@@ -1,4 +1,4 @@
-"""Running commands and timing steps: every step prints `==> step…` as it starts, `<== step (N.Ns)` as it ends."""
+"""Commands and timed steps: a step prints `==> step…` first, `<== step (N.Ns)` last."""
 
 import contextlib
 import os
@@ -38,14 +38,24 @@ def step(name):
         say(f"<== {name} ({elapsed:.1f}s){'' if ok else ' FAILED'}")
 
 
-#: The environment of commands run inside a chroot: none of the host's settings (PIP_*, PYTHON*) leak in.
-CLEAN_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", "HOME": "/root"}
+#: The environment of commands run in a chroot: none of the host's settings (PIP_*, ...) leak in.
+CLEAN_ENV = {
+    "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "LANG": "C.UTF-8",
+    "HOME": "/root",
+}
 
 
-def sh(args, check=True, capture=False, env=None, stdin=None, timeout=None, quiet=False, clean=False):
-    """Run a command (a list, never a shell string). ``capture`` returns stdout as text; ``clean`` drops
-    the caller's environment (``env`` is added to :data:`CLEAN_ENV`)."""
-    full_env = None if env is None and not clean else {**(CLEAN_ENV if clean else os.environ), **(env or {})}
+def sh(
+    args, *, check=True, capture=False, env=None, stdin=None, timeout=None, quiet=False, clean=False
+):
+    """Run a command (a list, never a shell string). ``capture`` returns stdout as text; ``clean``
+    drops the caller's environment (``env`` is added to :data:`CLEAN_ENV`)."""
+    full_env = (
+        None
+        if env is None and not clean
+        else {**(CLEAN_ENV if clean else os.environ), **(env or {})}
+    )
     proc = subprocess.run(
         [str(a) for a in args],
         input=stdin,
@@ -58,12 +68,14 @@ def sh(args, check=True, capture=False, env=None, stdin=None, timeout=None, quie
     )
     if check and proc.returncode != 0:
         detail = (proc.stderr or "").strip()[-2000:] if (capture or quiet) else ""
-        raise LabError(f"command failed ({proc.returncode}): {' '.join(map(str, args))}\n{detail}".rstrip())
+        raise LabError(
+            f"command failed ({proc.returncode}): {' '.join(map(str, args))}\n{detail}".rstrip()
+        )
     return proc.stdout if capture else proc
 
 
 def wait_for(predicate, timeout, interval=0.5, what="condition"):
-    """Poll ``predicate`` until it returns a true value; raise LabError after ``timeout`` seconds."""
+    """Poll ``predicate`` until it returns a true value; LabError after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()

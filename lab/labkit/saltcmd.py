@@ -15,9 +15,18 @@ def salt(*args, capture=False, check=False, timeout=None):
 
 
 def salt_json(target, function, *args, timeout=30):
-    """``salt --static --out=json``: ``{minion: return}``; minions that did not answer are missing."""
-    out = salt("--out=json", "--static", "-t", str(timeout), target, function, *args, capture=True,
-               timeout=timeout + 120)
+    """``salt --static --out=json``: ``{minion: return}``; a silent minion has no key."""
+    out = salt(
+        "--out=json",
+        "--static",
+        "-t",
+        str(timeout),
+        target,
+        function,
+        *args,
+        capture=True,
+        timeout=timeout + 120,
+    )
     start = out.find("{")
     if start < 0:
         return {}
@@ -37,7 +46,9 @@ def wait_minions(lab, timeout=120):
             say(f"    test.ping: {len(answered)} minions answered ({', '.join(sorted(answered))})")
             return
         time.sleep(1)
-    raise LabError(f"minions not answering after {timeout}s: {', '.join(sorted(wanted - answered))}")
+    raise LabError(
+        f"minions not answering after {timeout}s: {', '.join(sorted(wanted - answered))}"
+    )
 
 
 def sync_all(lab):
@@ -89,7 +100,7 @@ def summarize(result, wanted):
 
 
 def apply(lab, target="*", timeout=1800):
-    """``state.apply`` on ``target``; print a line per minion and every failure; return (ok, summary)."""
+    """``state.apply`` on ``target``: a line per minion and every failure; returns (ok, summary)."""
     result = salt_json(target, "state.apply", timeout=timeout)
     STATE.mkdir(parents=True, exist_ok=True)
     LAST_APPLY.write_text(json.dumps(result, indent=2))
@@ -97,7 +108,8 @@ def apply(lab, target="*", timeout=1800):
     summary = summarize(result, wanted)
     for minion, entry in summary.items():
         status = "ok" if not entry["errors"] else "FAILED"
-        say(f"    {minion:<10} {status:<6} states={entry['states']} changed={entry['changed']} failed={entry['failed']}")
+        counts = f"states={entry['states']} changed={entry['changed']} failed={entry['failed']}"
+        say(f"    {minion:<10} {status:<6} {counts}")
         for error in entry["errors"]:
             say("      - " + error.replace("\n", "\n        "))
     ok = bool(summary) and all(not e["errors"] for e in summary.values())

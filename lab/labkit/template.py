@@ -1,7 +1,7 @@
-"""The node template: debootstrapped Debian 12 (minbase + systemd) with Salt in a venv, built once per input.
+"""The node template: Debian 12 (debootstrap minbase + systemd) with Salt in a venv, built once.
 
-Every container (master and nodes) is an overlay clone of ``<template>/rootfs``, so the template is never
-modified after it is built: a changed input gives a new ``lab-template-<hash>`` directory.
+Every container (master and nodes) is an overlay clone of ``<template>/rootfs``, so the template is
+never modified once built: a changed input gives a new ``lab-template-<hash>`` directory.
 """
 
 import re
@@ -9,7 +9,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from . import proxy, wheelhouse
+from . import proxy
 from .config import CACHE, LXCPATH, SUITE, digest
 from .run import say, sh
 
@@ -28,7 +28,15 @@ PACKAGES = (
 )
 #: Units that would only compete with Salt for the dpkg lock or do nothing useful in a container.
 MASKED = ("apt-daily.timer", "apt-daily-upgrade.timer", "e2scrub_all.timer", "fstrim.timer")
-SALT_BINARIES = ("salt", "salt-call", "salt-cp", "salt-key", "salt-master", "salt-minion", "salt-run")
+SALT_BINARIES = (
+    "salt",
+    "salt-call",
+    "salt-cp",
+    "salt-key",
+    "salt-master",
+    "salt-minion",
+    "salt-run",
+)
 
 UNIT = """[Unit]
 Description=The Salt {what} (webstack lab)
@@ -78,7 +86,14 @@ def _debootstrap(lab, rootfs):
     archive, _ = proxy.host_mirrors()
     # Through apt-cacher-ng, so that the next build (another input changed) downloads nothing.
     sh(
-        ["debootstrap", "--variant=minbase", f"--include={','.join(PACKAGES)}", SUITE, rootfs, archive],
+        [
+            "debootstrap",
+            "--variant=minbase",
+            f"--include={','.join(PACKAGES)}",
+            SUITE,
+            rootfs,
+            archive,
+        ],
         env={"http_proxy": lab.proxy_url},
         clean=True,
         quiet=True,
@@ -97,12 +112,20 @@ def _configure(rootfs):
     _write(
         rootfs,
         "etc/apt/sources.list",
-        f"deb {archive} {SUITE} main\ndeb {archive} {SUITE}-updates main\ndeb {security} {SUITE}-security main\n",
+        f"deb {archive} {SUITE} main\n"
+        f"deb {archive} {SUITE}-updates main\n"
+        f"deb {security} {SUITE}-security main\n",
     )
     # The proxy itself (Acquire::http::Proxy) is written per node: it is the lab's gateway address.
-    _write(rootfs, "etc/apt/apt.conf.d/50lab", 'Acquire::Languages "none";\nAcquire::Retries "3";\n')
-    _write(rootfs, "etc/systemd/journald.conf.d/lab.conf", "[Journal]\nStorage=volatile\nRuntimeMaxUse=16M\n")
-    # Each node gets its own machine-id; an empty file lets systemd boot without "first boot" actions.
+    _write(
+        rootfs, "etc/apt/apt.conf.d/50lab", 'Acquire::Languages "none";\nAcquire::Retries "3";\n'
+    )
+    _write(
+        rootfs,
+        "etc/systemd/journald.conf.d/lab.conf",
+        "[Journal]\nStorage=volatile\nRuntimeMaxUse=16M\n",
+    )
+    # Each node gets its own machine-id; an empty one here means no "first boot" actions.
     _write(rootfs, "etc/machine-id", "", 0o444)
     (rootfs / "var/lib/dbus/machine-id").unlink(missing_ok=True)
     (rootfs / "etc/hostname").unlink(missing_ok=True)
@@ -131,8 +154,18 @@ def _install_salt(rootfs, wheels):
         sh(["chroot", rootfs, "/usr/bin/python3", "-m", "venv", "/opt/salt"], clean=True)
         sh(
             [
-                "chroot", rootfs, "/opt/salt/bin/pip", "install", "-q", "--no-index", "--no-cache-dir",
-                "--disable-pip-version-check", "--find-links", "/tmp/wheels", "-r", "/tmp/wheels/requirements.txt",
+                "chroot",
+                rootfs,
+                "/opt/salt/bin/pip",
+                "install",
+                "-q",
+                "--no-index",
+                "--no-cache-dir",
+                "--disable-pip-version-check",
+                "--find-links",
+                "/tmp/wheels",  # noqa: S108 - inside the chroot being built
+                "-r",
+                "/tmp/wheels/requirements.txt",  # noqa: S108
             ],
             clean=True,
         )
@@ -154,11 +187,15 @@ def _umount_all(rootfs):
 
 
 def prune(keep):
-    """Remove templates of other inputs that no container of the lab uses any more; return their names."""
+    """Remove templates of other inputs that no container uses any more; return their names."""
     configs = " ".join(p.read_text() for p in LXCPATH.glob("*/config")) if LXCPATH.is_dir() else ""
     removed = []
     for old in CACHE.glob("lab-template-*"):
-        if old != keep and re.fullmatch(r"lab-template-[0-9a-f]{12}", old.name) and str(old) not in configs:
+        if (
+            old != keep
+            and re.fullmatch(r"lab-template-[0-9a-f]{12}", old.name)
+            and str(old) not in configs
+        ):
             shutil.rmtree(old)
             removed.append(old.name)
     return removed

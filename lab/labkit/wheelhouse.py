@@ -1,7 +1,7 @@
 """The Salt wheelhouse: salt + pymongo and every pinned dependency as wheels, built once per input.
 
-pip builds salt and timelib from sdists; that is done once here, with Debian's own python3 (the nodes'
-python3), and every template build installs from the wheelhouse with --no-index.
+pip builds salt and timelib from sdists; that is done once here, with Debian's own python3 (the
+nodes' python3), and every template build installs from the wheelhouse with --no-index.
 """
 
 import shutil
@@ -30,7 +30,18 @@ def ensure():
     work = Path(tempfile.mkdtemp(prefix=".build-lab-wheelhouse-", dir=CACHE))
     try:
         sh([PYTHON, "-m", "venv", work / "venv"])
-        sh([work / "venv/bin/pip", "wheel", "-q", "--no-input", "-w", work / "wheels", "-r", REQUIREMENTS])
+        sh(
+            [
+                work / "venv/bin/pip",
+                "wheel",
+                "-q",
+                "--no-input",
+                "-w",
+                work / "wheels",
+                "-r",
+                REQUIREMENTS,
+            ]
+        )
         shutil.copy(REQUIREMENTS, work / "wheels" / "requirements.txt")
         (work / "wheels").rename(target)
     finally:

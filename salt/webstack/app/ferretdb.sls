@@ -2,17 +2,6 @@
 {%- from tplroot ~ '/map.jinja' import webstack with context %}
 {%- set ferretdb = webstack.ferretdb %}
 
-{%- if not ferretdb.source %}
-app-ferretdb-source-test-fail_without_changes:
-  test.fail_without_changes:
-    - name: ferretdb binary source
-    - comment: >-
-        webstack:lookup:ferretdb:source is empty: say where app nodes get the FerretDB binary
-        (a salt:// path or an https:// URL with webstack:lookup:ferretdb:source_hash);
-        see pillar/webstack_local.sls.example
-    - failhard: true
-{%- else %}
-
 app-ferretdb-user-present:
   user.present:
     - name: {{ ferretdb.user }}
@@ -52,4 +41,3 @@ app-ferretdb-service-running:
     - watch:
       - file: app-ferretdb-binary-file-managed
       - file: app-ferretdb-unit-file-managed
-{%- endif %}

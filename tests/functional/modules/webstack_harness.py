@@ -469,7 +469,7 @@ def write_site(site, topology, lookup=None):
 
 
 def make_loaders(base, minion_id, site):
-    """saltfactories' Loaders for a masterless minion (it syncs _modules/_states itself)."""
+    """saltfactories' Loaders for a masterless minion over salt/ and pillar/ + ``site``."""
     root = pathlib.Path(base) / minion_id
     root.mkdir(parents=True)
     (root / "minion").write_text(
@@ -479,6 +479,10 @@ def make_loaders(base, minion_id, site):
                 "file_client": "local",
                 "root_dir": str(root),
                 "file_roots": {"base": [str(REPO / "salt")]},
+                # Loaded straight from the checkout: salt/top.sls needs webstack_topology to
+                # render, and saltutil.sync_all renders it before it has synced anything.
+                "module_dirs": [str(REPO / "_modules")],
+                "states_dirs": [str(REPO / "_states")],
                 "pillar_roots": {"base": [str(REPO / "pillar"), str(site)]},
                 "log_level_logfile": "warning",
             }

@@ -1,0 +1,96 @@
+"""The e2e session: bring the LXC lab up (or converge a running one), test, always tear it down.
+
+`WEBSTACK_LAB_KEEP=1` keeps the lab after the session (to look around); `LAB_TOPOLOGY` picks
+another topology. Each phase's duration is printed as it ends and again in the summary.
+"""
+
+import os
+import subprocess
+import threading
+import time
+
+import pytest
+from e2e_lab import REPO, Lab
+
+PHASES = []
+
+
+def _say(config, message):
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(message)
+    else:
+        print(message, flush=True)
+
+
+def _lab_command(config, *args, timeout):
+    """Run `lab ARGS` with its progress lines shown live; return the exit code."""
+    lab = Lab()
+    with subprocess.Popen(
+        [*lab.cli, *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+    ) as proc:
+        timer = threading.Timer(timeout, proc.kill)  # a hung `lab` must not hang CI
+        timer.start()
+        try:
+            for line in proc.stdout:
+                _say(config, "  lab| " + line.rstrip())
+            return proc.wait()
+        finally:
+            timer.cancel()
+
+
+def _phase(config, name, started):
+    seconds = time.monotonic() - started
+    PHASES.append((name, seconds))
+    _say(config, f"e2e phase {name}: {seconds:.1f}s")
+
+
+@pytest.fixture(scope="session")
+def lab(request):
+    """The running lab (up once per session); torn down at the end unless WEBSTACK_LAB_KEEP=1."""
+    if os.geteuid() != 0:
+        pytest.skip("the LXC lab needs root")
+    config = request.config
+    try:
+        started = time.monotonic()
+        code = _lab_command(config, "up", timeout=35 * 60)
+        _phase(config, "lab up", started)
+        if code != 0:
+            pytest.fail(f"`lab up` exited {code} (its output is above)", pytrace=False)
+        handle = Lab()
+        started = time.monotonic()
+        handle.wait_healthy(timeout=180)
+        _phase(config, "healthy", started)
+        yield handle
+    finally:
+        if os.environ.get("WEBSTACK_LAB_KEEP") == "1":
+            _say(config, "WEBSTACK_LAB_KEEP=1: the lab stays up (`make lab-down` removes it)")
+        else:
+            started = time.monotonic()
+            _lab_command(config, "down", timeout=10 * 60)
+            _phase(config, "lab down", started)
+
+
+@pytest.fixture
+def healthy(lab, request):
+    """Every test starts from (and each chaos test must leave) a healthy stack."""
+    started = time.monotonic()
+    lab.wait_healthy(timeout=120)
+    seconds = time.monotonic() - started
+    if seconds > 1:
+        _say(request.config, f"  (waited {seconds:.1f}s for a healthy stack)")
+    return lab
+
+
+def pytest_collection_modifyitems(items):
+    here = str(REPO / "tests" / "e2e")
+    for item in items:
+        if str(item.fspath).startswith(here):
+            item.add_marker(pytest.mark.e2e)
+
+
+def pytest_terminal_summary(terminalreporter):
+    if PHASES:
+        terminalreporter.section("e2e lab phases")
+        for name, seconds in PHASES:
+            terminalreporter.write_line(f"{name:<12} {seconds:8.1f}s")

@@ -1,0 +1,25 @@
+"""Stopping an app server under load loses no request: haproxy retries and redispatches."""
+
+import time
+
+from e2e_lab import Load
+
+
+def test_app_server_stop_under_load_fails_no_request(healthy):
+    lab = healthy
+    victim, survivors = lab.apps[0], set(lab.apps[1:])
+    with Load(lab.vip_url + "whoami", workers=4, max_seconds=90, max_requests=20000) as load:
+        time.sleep(3)
+        before = load.total
+        try:
+            lab.run("service", victim, "supervisor", "stop")
+            time.sleep(10)
+            during = load.total - before
+        finally:
+            lab.run("service", victim, "supervisor", "start")
+        time.sleep(8)  # the victim comes back (rise x inter, then slowstart)
+    print(f"{load.total} requests, statuses {dict(load.statuses)}, served by {dict(load.nodes)}")
+    assert not load.failures, f"{len(load.failures)} failed requests, first: {load.failures[:5]}"
+    assert load.total >= 100, "the load generator sent too few requests to mean anything"
+    assert during > 0, "no request was served while the app server was down"
+    assert survivors <= set(load.nodes)
