@@ -73,9 +73,8 @@ DEFAULTS = {
     "mongodb": {"service": "mongod"},
 }
 
-#: Names fixed by the haproxy.cfg template: the frontend on the VIP and the backend of app nodes
-#: (its servers are named after the nodes).
-FRONTEND = "www"
+#: The haproxy.cfg template's backend of app nodes (its servers are named after the nodes; the
+#: frontend on the VIP is "www": backend_health reports every frontend and backend it finds).
 BACKEND = "app"
 SERVER_STATES = ("ready", "drain", "maint")
 VRRP_STATES = ("MASTER", "BACKUP", "FAULT")
@@ -91,7 +90,9 @@ _HTTP_TIMEOUT = 2.0
 _MONGO_NOT_INITIATED = 94  # NotYetInitialized
 _MONGO_NO_REPLICATION = 76  # NoReplicationEnabled
 _MONGO_AUTH_FAILED = 18  # AuthenticationFailed
-_MONGO_RECONFIG_RETRY = (109, 103, 10107, 11602, 91)  # in progress, incompatible, not primary...
+# Worth retrying a replSetReconfig: ConfigurationInProgress, CurrentConfigNotCommittedYet,
+# NotWritablePrimary, InterruptedDueToReplStateChange, PrimarySteppedDown.
+_MONGO_RECONFIG_RETRY = (109, 308, 10107, 11602, 189)
 
 
 def __virtual__():
@@ -324,7 +325,8 @@ def vip_owner(vip=None, interface=None, state_file=None, instance=None, netns=No
     instance
         The vrrp_instance name (default: ``webstack:lookup:lb:keepalived:instance``).
     netns
-        Look into this network namespace (keepalived run with ``net_namespace``; tests).
+        Look into this network namespace (default: ``webstack:lookup:lb:keepalived:netns`` when
+        set, for a keepalived run with ``net_namespace``; none otherwise).
 
     Returns ``{vip, owner, interface, vrrp_state, priority}`` plus ``lb`` (whether this node is an
     lb in the topology), ``consistent``, ``since`` and a ``comment``.
@@ -357,7 +359,7 @@ def vip_owner(vip=None, interface=None, state_file=None, instance=None, netns=No
         ret["comment"] = "no VIP to look for: the topology has none (pillar webstack:topology)"
         ret["consistent"] = False
         return ret
-    holders = _vip_holders(vip, netns)
+    holders = _vip_holders(vip, netns or _pillar("webstack:lookup:lb:keepalived:netns"))
     ret["owner"] = bool(holders)
     comments = []
     if holders:
@@ -504,12 +506,14 @@ def haproxy_servers(backend=None, socket=None):
     answer = haproxy_command("show servers state" + (f" {backend}" if backend else ""), socket)
     if not answer.lstrip().startswith("1"):
         raise CommandExecutionError(f"haproxy 'show servers state': {answer.strip()}")
-    stats = {
-        (row.get("pxname"), row.get("svname")): row
-        for row in parse_stat_csv(haproxy_command("show stat", socket))
-    }
+    return _merge_servers(answer, parse_stat_csv(haproxy_command("show stat", socket)))
+
+
+def _merge_servers(servers_state, stat_rows):
+    """``show servers state`` (admin/operational state) joined with ``show stat`` (counters)."""
+    stats = {(row.get("pxname"), row.get("svname")): row for row in stat_rows}
     result = {}
-    for server in parse_servers_state(answer):
+    for server in parse_servers_state(servers_state):
         key = (server["be_name"], server["srv_name"])
         result.setdefault(server["be_name"], {})[server["srv_name"]] = _server_view(
             server, stats.get(key, {})
@@ -540,7 +544,7 @@ def _server_view(state, stat):
 def _lb_health(socket=None):
     path = socket or _lookup("lb:haproxy:admin_socket")
     rows = parse_stat_csv(haproxy_command("show stat", path))
-    servers = haproxy_servers(socket=path)
+    servers = _merge_servers(haproxy_command("show servers state", path), rows)
     frontends, backends = {}, {}
     for row in rows:
         name, kind = row.get("pxname"), row.get("svname")
@@ -1058,7 +1062,7 @@ def mongodb_replset_add(
     return _mongo_call(add, host, port, username, password)
 
 
-def _mongodb_health(node):
+def _mongodb_health():
     try:
         view = mongodb_replset()
     except CommandExecutionError as exc:
@@ -1074,7 +1078,7 @@ def _db_health(node, engine=None):
     engine = engine or (node.get("db") or {}).get("engine")
     ports = node.get("ports") or {}
     if engine == "mongodb":
-        return dict(_mongodb_health(node), engine=engine)
+        return dict(_mongodb_health(), engine=engine)
     if engine == "ferretdb":
         return dict(_postgresql_health(ports.get("postgresql", 5432)), engine=engine)
     return {"engine": engine, "healthy": False, "error": f"unknown db engine {engine!r}"}
@@ -1229,6 +1233,7 @@ def status(
             "valid": node.get("valid", False),
             "errors": node.get("errors") or [],
             "nodes": [n["name"] for n in node.get("nodes") or []],
+            "db_nodes": [n["name"] for n in node.get("db_nodes") or []],
             "db_engine": (node.get("db") or {}).get("engine"),
             "vip": (node.get("vip") or {}).get("address"),
         },

@@ -6,8 +6,8 @@ written. Everything else (haproxy servers, keepalived priorities and unicast pee
 ``pg_hba``, replica-set members, the app's database URI) is derived here, in one place, so that the
 states, the Vagrantfile and the lab cannot disagree.
 
-This file is a Salt execution module (``webstack_topology.*``) *and* a stdlib-only Python module with
-a command line, so that tools without Salt (the Vagrantfile, the lab) reuse exactly the same rules::
+This file is a Salt execution module (``webstack_topology.*``) *and* a stdlib-only Python module
+with a command line, so that tools without Salt (the Vagrantfile, the lab) reuse the same rules::
 
     python3 _modules/webstack_topology.py validate topology/lab.yaml
     python3 _modules/webstack_topology.py derive topology/lab.yaml --json
@@ -40,7 +40,7 @@ DEFAULT_PORTS = {
     "ferretdb": 27017,  # the sidecar, on 127.0.0.1 of each app node
 }
 
-#: The VRRP priority of the first lb; the next ones step down so that order in the file = preference.
+#: VRRP priority of the first lb; the next ones step down: order in the file = preference.
 PRIORITY_TOP = 200
 PRIORITY_STEP = 10
 
@@ -63,7 +63,7 @@ def __virtual__():
 
 
 class TopologyError(ValueError):
-    """Raised by :func:`derive` when the topology does not validate; ``errors`` lists every problem."""
+    """Raised by :func:`derive` on an invalid topology; ``errors`` lists every problem."""
 
     def __init__(self, errors):
         self.errors = list(errors)
@@ -268,13 +268,15 @@ def _validate_secrets(engine, secrets, errors):
         value = secrets.get(key)
         if not isinstance(value, str) or not value.strip():
             errors.append(
-                f"webstack:secrets:{key}: missing or empty (see pillar/webstack_secrets.sls.example)"
+                f"webstack:secrets:{key}: missing or empty "
+                "(see pillar/webstack_secrets.sls.example)"
             )
     keyfile = secrets.get("mongodb_keyfile")
     if engine == "mongodb" and isinstance(keyfile, str) and keyfile.strip():
         if not 6 <= len(keyfile.strip()) <= 1024 or not re.match(r"^[A-Za-z0-9+/=\s]+$", keyfile):
             errors.append(
-                "webstack:secrets:mongodb_keyfile: must be 6-1024 base64 characters (MongoDB's rule)"
+                "webstack:secrets:mongodb_keyfile: must be 6-1024 base64 characters "
+                "(MongoDB's rule)"
             )
 
 
@@ -362,7 +364,8 @@ def _errors(topology, secrets=None, lookup=None):
     explicit = [n for n in lbs if "priority" in n]
     if len(lbs) > 1 + (PRIORITY_TOP - 1) // PRIORITY_STEP and len(explicit) < len(lbs):
         errors.append(
-            f"nodes: {len(lbs)} lb nodes is more than derived priorities allow; set 'priority' on each"
+            f"nodes: {len(lbs)} lb nodes is more than derived priorities allow; "
+            "set 'priority' on each"
         )
     _validate_secrets(engine, secrets, errors)
     _validate_lookup(engine, lookup, errors)
@@ -446,7 +449,7 @@ def node(name=None, topology=None):
         salt-call webstack_topology.node name=lb2
     """
     if name is None:
-        name = __grains__["id"]  # noqa: F821 - injected by the Salt loader
+        name = __grains__["id"]
     try:
         cluster = derive(topology)
     except TopologyError as exc:
@@ -463,10 +466,10 @@ def node(name=None, topology=None):
 
 
 def _pillar(key):
-    # Read __pillar__ directly: in Salt 3008 pillar.get from a module masks secrets unless unmask=True.
+    # Read __pillar__ directly: Salt 3008's pillar.get masks secrets in modules unless unmask=True.
     # __pillar__ is a loader context object (dict-like, not a dict) until the first lookup.
     first, *rest = key.split(":")
-    data = __pillar__.get(first)  # noqa: F821 - injected by the Salt loader
+    data = __pillar__.get(first)
     for part in rest:
         if not isinstance(data, dict):
             return None

@@ -26,17 +26,18 @@ def status(tgt="*", tgt_type="glob", timeout=30, details=False):
     timeout
         Seconds to wait for the minions' answers.
     details
-        Also return every minion's full answer under ``minions``.
+        Also return the judged data per node (``vip.nodes``, ``backends``, ``db``) and every
+        minion's full answer (``minions``).
 
-    Returns ``{healthy, retcode, problems, warnings, vip, backends, db, table}``; the exit code
-    of ``salt-run`` is ``retcode`` (1 when unhealthy).
+    Returns ``{healthy, retcode, problems, warnings, vip: {address, owners}, table}``; the exit
+    code of ``salt-run`` is ``retcode`` (1 when unhealthy).
 
     CLI Example:
 
     .. code-block:: bash
 
         salt-run webstack.status
-        salt-run webstack.status --out=json
+        salt-run webstack.status details=True --out=json
     """
     client = salt.client.get_local_client(mopts=__opts__)
     returns = client.cmd(
@@ -44,10 +45,13 @@ def status(tgt="*", tgt_type="glob", timeout=30, details=False):
     )
     expected = salt.utils.minions.CkMinions(__opts__).check_minions(tgt, tgt_type)["minions"]
     report = _summarize(returns, expected)
+    __context__["retcode"] = report["retcode"]
     if details:
         report["minions"] = returns
-    __context__["retcode"] = report["retcode"]
-    return report
+        return report
+    # The short form reads well in the default (nested) output: the table and the verdict.
+    report["vip"] = {"address": report["vip"]["address"], "owners": report["vip"]["owners"]}
+    return {k: v for k, v in report.items() if k not in ("backends", "db")}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -117,6 +121,8 @@ def _judge_vip(answers, problems, warnings):
         problems.append(f"no VIP owner: none of {', '.join(lbs)} holds {address}")
     elif len(owners) > 1:
         problems.append(f"split brain: {address} is held by {', '.join(owners)}")
+    elif owners[0] not in lbs:
+        problems.append(f"{address} is held by {owners[0]}, which is not an lb (no haproxy there)")
     for minion, view in sorted(nodes.items()):
         if view.get("error"):
             warnings.append(f"{minion}: vip_owner: {view['error']}")
@@ -161,6 +167,8 @@ def _judge_backends(answers, problems):
 def _judge_db(answers, silent, problems):
     engines = {r["topology"].get("db_engine") for r in answers.values() if r.get("topology")}
     engines.discard(None)
+    db_names = {n for r in answers.values() for n in r.get("topology", {}).get("db_nodes") or []}
+    silent = [m for m in silent if m in db_names] if db_names else list(silent)
     engine = ", ".join(sorted(engines)) or None
     nodes = {}
     for minion, ret in sorted(_roles(answers, "db").items()):

@@ -11,7 +11,7 @@ States for the live parts of a webstack cluster.
     drain app1:
       webstack.server_state:
         - name: app1
-        - state: drain
+        - admin_state: drain
 
     replica set:
       webstack.replset:
@@ -49,14 +49,15 @@ def _run(name, func, *args, **kwargs):
     return ret
 
 
-def server_state(name, state="ready", *, backend="app", socket=None, state_file=None, wait=0):
+def server_state(name, admin_state="ready", *, backend="app", socket=None, state_file=None, wait=0):
     """
     Keep one haproxy server in an admin state.
 
     name
         The server (the app node's name, as in haproxy.cfg).
-    state
+    admin_state
         ``ready`` (in service), ``drain`` (no new connections, health checks go on) or ``maint``.
+        (Not ``state``: that key names the state module in Salt's low data.)
     backend
         Default ``app``.
     socket
@@ -67,13 +68,13 @@ def server_state(name, state="ready", *, backend="app", socket=None, state_file=
     wait
         With ``drain``/``maint``: seconds to wait for the server's sessions to end.
 
-    A server already in ``state`` whose state file also records it is left alone (no changes).
+    A server already in ``admin_state`` whose state file also records it is left alone (no changes).
     """
     return _run(
         name,
         _server_state,
         name,
-        state,
+        admin_state,
         backend=backend,
         socket=socket,
         state_file=state_file,
@@ -83,7 +84,7 @@ def server_state(name, state="ready", *, backend="app", socket=None, state_file=
 
 def _server_state(name, state, *, backend, socket, state_file, wait):
     if state not in ("ready", "drain", "maint"):
-        raise CommandExecutionError(f"state: {state!r} is not one of ready, drain, maint")
+        raise CommandExecutionError(f"admin_state: {state!r} is not one of ready, drain, maint")
     servers = __salt__["webstack.haproxy_servers"](backend=backend, socket=socket).get(backend, {})
     if name not in servers:
         known = ", ".join(sorted(servers)) or "none"

@@ -39,7 +39,6 @@ timeout = 30
 # On SIGTERM (supervisor stop, rolling deploy) workers finish their requests for at most this long;
 # supervisor's stopwaitsecs must be longer.
 graceful_timeout = 20
-keepalive = 5
 
 # The app logs one line per request itself (with the request id); gunicorn's own log goes to stderr,
 # which supervisor collects.
@@ -60,7 +59,7 @@ def on_starting(server):
     """
     # Imported here, not at the top: the package may only become importable through gunicorn's
     # --pythonpath/--chdir, which are applied after this file is read.
-    from webstack_app.config import ConfigError, load_settings  # noqa: PLC0415
+    from webstack_app.config import ConfigError, load_settings
 
     try:
         load_settings()

@@ -18,7 +18,7 @@ def pytest_unconfigure(config):
     # Salt installs logging handlers whose stream pytest has closed by the time the interpreter
     # exits; Salt's deferred handler then flushes its queue from an atexit hook and prints
     # "--- Logging error --- ValueError: I/O operation on closed file" after pytest's summary.
-    # Empty those queues and detach Salt's handlers so the summary line stays the last thing printed.
+    # Empty those queues and detach Salt's handlers: the summary line stays the last thing printed.
     for ref in list(logging._handlerList):  # every handler ever created, as weak references
         handler = ref()
         if handler is None or not type(handler).__module__.startswith("salt"):

@@ -9,6 +9,7 @@ naming the key (or variable), and secret values are never echoed.
 
 import json
 import os
+import re
 import socket
 from dataclasses import dataclass
 
@@ -20,6 +21,7 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 MAX_TIMEOUT_MS = 120_000
 MAX_BODY_BYTES = 16 * 1024 * 1024
 MIN_SECRET_KEY_LENGTH = 16
+_DB_NAME = re.compile(r"[A-Za-z0-9_-]{1,63}")
 
 
 class ConfigError(ValueError):
@@ -80,6 +82,14 @@ def _secret_key(key, value):
     return value
 
 
+def _db_name(key, value):
+    value = _text(key, value)
+    # MongoDB forbids /\. "$ and more in database names; FerretDB is stricter still.
+    if not _DB_NAME.fullmatch(value):
+        raise ConfigError(f"{key} must be 1-63 letters, digits, '_' or '-', got {value!r}")
+    return value
+
+
 def _log_level(key, value):
     value = _text(key, value).upper()
     if value not in LOG_LEVELS:
@@ -94,7 +104,7 @@ _FIELDS = {
     "node_name": (_text, socket.gethostname),
     "node_address": (lambda k, v: _text(k, v, optional=True), None),
     "mongo_uri": (_mongo_uri, "mongodb://127.0.0.1:27017/"),
-    "db_name": (_text, "webstack"),
+    "db_name": (_db_name, "webstack"),
     "secret_key": (_secret_key, _REQUIRED),
     "server_selection_timeout_ms": (_timeout, 1500),
     "connect_timeout_ms": (_timeout, 1500),

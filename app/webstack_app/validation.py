@@ -30,8 +30,8 @@ def read_body(limit):
     The request body, at most ``limit`` bytes, else 413.
 
     Werkzeug >= 2.3 enforces MAX_CONTENT_LENGTH on every body read, Werkzeug 2.2 (Debian 12) only
-    while parsing forms: reading one byte past the limit enforces it on both, also for chunked
-    bodies that carry no Content-Length.
+    while parsing forms: reading at most one byte past the limit enforces it on both, also for
+    chunked bodies that carry no Content-Length.
     """
     too_large = RequestEntityTooLarge(f"the request body exceeds the limit of {limit} bytes")
     if request.content_length is not None and request.content_length > limit:

@@ -34,7 +34,7 @@ def locked():
 
 
 def cmd_up(args):
-    lab = config.load(args.topology)
+    lab = config.load(args.topology, args.nodes)
     ok = False
     try:
         with step("host packages"):
@@ -84,14 +84,14 @@ def cmd_down(_args):
 
 
 def _running_lab(args):
-    lab = config.load(args.topology)
+    lab = config.load(args.topology, args.nodes)
     if lxc.state(config.MASTER_NAME) != "RUNNING":
         raise LabError("the lab's salt-master is not running: run `lab up` first")
     return lab
 
 
 def cmd_status(args):
-    lab = config.load(args.topology)
+    lab = config.load(args.topology, args.nodes)
     for line in health.node_table(lab):
         say(line)
     vip, stats = health.urls(lab)
@@ -114,7 +114,7 @@ def cmd_run(args):
 
 
 def cmd_exec(args):
-    lab = config.load(args.topology)
+    lab = config.load(args.topology, args.nodes)
     lab.node(args.node)
     return lxc.attach_passthrough(args.node, *args.args)
 
@@ -127,7 +127,7 @@ def cmd_apply(args):
 
 
 def cmd_chaos(args):
-    lab = config.load(args.topology)
+    lab = config.load(args.topology, args.nodes)
     node = lab.node(args.node).name
     with step(f"{args.command} {node}"):
         if args.command == "kill":
@@ -145,7 +145,7 @@ def cmd_chaos(args):
 
 
 def cmd_service(args):
-    lab = config.load(args.topology)
+    lab = config.load(args.topology, args.nodes)
     node = lab.node(args.node).name
     with step(f"{args.action} {args.service} on {node}"):
         proc = lxc.attach(node, "systemctl", args.action, args.service, check=False, capture=False)
@@ -153,22 +153,38 @@ def cmd_service(args):
 
 
 def parser():
-    p = argparse.ArgumentParser(
-        prog="lab", description="The webstack stack on one machine, as LXC containers."
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--topology",
+        default=argparse.SUPPRESS,
+        help="topology file (default: $LAB_TOPOLOGY or topology/lab.yaml)",
     )
-    p.add_argument("--topology", help="topology file (default: $LAB_TOPOLOGY or topology/lab.yaml)")
+    common.add_argument(
+        "--nodes",
+        default=argparse.SUPPRESS,
+        help="other node counts, e.g. app=3 or lb=3,app=3,db=1 (default: $LAB_NODES or the file)",
+    )
+    p = argparse.ArgumentParser(
+        prog="lab",
+        description="The webstack stack on one machine, as LXC containers.",
+        parents=[common],
+    )
     sub = p.add_subparsers(dest="command", required=True)
     up = sub.add_parser(
-        "up", help="build (from caches) and start the lab, apply the states; converges"
+        parents=[common],
+        name="up",
+        help="build (from caches) and start the lab, apply the states; converges",
     )
     up.add_argument(
         "--no-apply", action="store_true", help="stop once the Salt cluster answers and is synced"
     )
     up.set_defaults(func=cmd_up, lock=True)
-    sub.add_parser("down", help="remove everything the lab made (caches stay)").set_defaults(
-        func=cmd_down, lock=True
+    sub.add_parser(
+        parents=[common], name="down", help="remove everything the lab made (caches stay)"
+    ).set_defaults(func=cmd_down, lock=True)
+    status = sub.add_parser(
+        parents=[common], name="status", help="the nodes, then salt-run webstack.status"
     )
-    status = sub.add_parser("status", help="the nodes, then salt-run webstack.status")
     status.add_argument("args", nargs=argparse.REMAINDER)
     status.set_defaults(func=cmd_status)
     salt = sub.add_parser("salt", help="salt ARGS... on the master", prefix_chars="\0")
@@ -183,7 +199,11 @@ def parser():
     exe.add_argument("node")
     exe.add_argument("args", nargs=argparse.REMAINDER)
     exe.set_defaults(func=cmd_exec)
-    apply = sub.add_parser("apply", help="state.apply from the master; non-zero when a state fails")
+    apply = sub.add_parser(
+        parents=[common],
+        name="apply",
+        help="state.apply from the master; non-zero when a state fails",
+    )
     apply.add_argument("target", nargs="?", default="*")
     apply.set_defaults(func=cmd_apply)
     for action, text in (
@@ -193,10 +213,12 @@ def parser():
         ("freeze", "freeze a node (its processes stop, its network stays)"),
         ("thaw", "thaw a frozen node"),
     ):
-        chaos = sub.add_parser(action, help=text)
+        chaos = sub.add_parser(parents=[common], name=action, help=text)
         chaos.add_argument("node")
         chaos.set_defaults(func=cmd_chaos)
-    service = sub.add_parser("service", help="stop/start/restart a service on a node")
+    service = sub.add_parser(
+        parents=[common], name="service", help="stop/start/restart a service on a node"
+    )
     service.add_argument("node")
     service.add_argument("service")
     service.add_argument("action", choices=("stop", "start", "restart"))
@@ -206,6 +228,8 @@ def parser():
 
 def main(argv=None):
     args = parser().parse_args(argv)
+    args.topology = getattr(args, "topology", None)
+    args.nodes = getattr(args, "nodes", None)
     try:
         if getattr(args, "lock", False):
             with locked():

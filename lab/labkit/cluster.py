@@ -1,14 +1,13 @@
 """The lab's containers: the salt-master (repo and site dir mounted read-only), one per node."""
 
+import json
 import secrets
-import socket
 
-import yaml
-
-from . import lxc
-from .config import MASTER_NAME, REPO, SITE
+from . import lxc, net
+from .config import MASTER_NAME, REPO, SITE, digest
 from .run import say, wait_for, warn
 
+# JSON is YAML: Salt reads these as it reads any config file.
 MASTER_CONF = "/etc/salt/master.d/lab.conf"
 MINION_CONF = "/etc/salt/minion.d/lab.conf"
 
@@ -58,7 +57,7 @@ def _seed(lab, node, pairs):
     lxc.put(name, "etc/hosts", _hosts(lab))
     lxc.put(name, "etc/apt/apt.conf.d/01lab-proxy", f'Acquire::http::Proxy "{lab.proxy_url}";\n')
     if name == MASTER_NAME:
-        lxc.put(name, MASTER_CONF, yaml.safe_dump(master_config(lab)))
+        lxc.put(name, MASTER_CONF, json.dumps(master_config(lab), indent=2))
         lxc.symlink(name, "etc/systemd/system/salt-minion.service", "/dev/null")
         lxc.symlink(
             name,
@@ -71,10 +70,19 @@ def _seed(lab, node, pairs):
             lxc.put(name, f"etc/salt/pki/master/minions/{minion}", pub)
     else:
         pem, pub = pairs[name]
-        lxc.put(name, MINION_CONF, yaml.safe_dump(minion_config(lab, node)))
+        lxc.put(name, MINION_CONF, json.dumps(minion_config(lab, node), indent=2))
         lxc.put(name, "etc/salt/pki/minion/minion.pem", pem, 0o400)
         lxc.put(name, "etc/salt/pki/minion/minion.pub", pub)
         lxc.put(name, "etc/salt/pki/minion/minion_master.pub", master_pub)
+
+
+def _seed_marker(lab, node):
+    """A line for the LXC config naming what `_seed` wrote: a changed Salt config recreates a node.
+
+    (/etc/hosts is left out: a node added to the topology does not recreate every other node.)
+    """
+    seed = master_config(lab) if node.name == MASTER_NAME else minion_config(lab, node)
+    return f"# lab seed: {digest(json.dumps(seed, sort_keys=True), lab.proxy_url)}\n"
 
 
 def _minions(pairs):
@@ -100,7 +108,7 @@ def create(lab, template, pairs):
     """Create missing containers (recreate those whose config changed); return their names."""
     created = []
     for node in lab.containers:
-        text = lxc.config_text(lab, node, template, _mounts(node))
+        text = lxc.config_text(lab, node, template, _mounts(node)) + _seed_marker(lab, node)
         config = lxc.cdir(node.name) / "config"
         if lxc.exists(node.name) and config.read_text() == text:
             continue
@@ -111,14 +119,6 @@ def create(lab, template, pairs):
         _seed(lab, node, pairs)
         created.append(node.name)
     return created
-
-
-def _listening(address, port):
-    try:
-        with socket.create_connection((address, port), timeout=1):
-            return True
-    except OSError:
-        return False
 
 
 def start(names, lab):
@@ -132,7 +132,9 @@ def start(names, lab):
     for name in names:
         lxc.wait_booted(name)
     if MASTER_NAME in names:
-        wait_for(lambda: _listening(lab.master.address, 4506), 60, what="salt-master on port 4506")
+        wait_for(
+            lambda: net.tcp_open(lab.master.address, 4506), 60, what="salt-master on port 4506"
+        )
 
 
 def sync_master_keys(lab, pairs):

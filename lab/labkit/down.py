@@ -5,6 +5,7 @@ their inputs and make the next `lab up` fast. A second `down` finds nothing and 
 """
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -18,9 +19,7 @@ CGROUP_ROOT = Path("/sys/fs/cgroup")
 def _leftover_cgroups(names):
     """lxc.payload.<name>/lxc.monitor.<name> dirs of our containers and the lxc.pivot dirs LXC makes
     when it stops one, in every hierarchy (rmdir removes them only once no process is in them)."""
-    wanted = {f"lxc.{kind}.{name}" for name in names for kind in ("payload", "monitor")} | {
-        "lxc.pivot"
-    }
+    wanted = {f"lxc.{kind}.{name}" for name in names for kind in ("payload", "monitor")}
     found = []
     if not CGROUP_ROOT.is_dir():
         return found
@@ -29,7 +28,7 @@ def _leftover_cgroups(names):
             dirs[:] = []
             continue
         for d in list(dirs):
-            if d in wanted:
+            if d == "lxc.pivot" or re.sub(r"-[0-9]+$", "", d) in wanted:
                 found.append(Path(top) / d)
                 dirs.remove(d)
     return found

@@ -1,11 +1,12 @@
 """Waiting for the stack to be healthy, and the summary printed at the end of `lab up`."""
 
+import subprocess
 import urllib.error
 import urllib.request
 
 from . import lxc
 from .config import MASTER_NAME, REPO
-from .run import TIMINGS, say, wait_for
+from .run import TIMINGS, LabError, say, wait_for
 
 
 def urls(lab):
@@ -29,25 +30,41 @@ def http_status(url, timeout=3):
 
 
 def wait_healthy(lab, timeout=180):
+    """The VIP answers 200, then `salt-run webstack.status` exits 0 (when the runner exists)."""
     vip, _ = urls(lab)
-    wait_for(lambda: http_status(vip) == 200, timeout, interval=1, what=f"{vip} to answer 200")
+    last = {}
+
+    def vip_ok():
+        last["vip"] = http_status(vip)
+        return last["vip"] == 200
+
+    try:
+        wait_for(vip_ok, timeout, interval=1, what=f"{vip} to answer 200")
+    except LabError as exc:
+        raise LabError(
+            f"{exc} (last answer: {last.get('vip') or 'none'}); see `lab status`"
+        ) from None
     say(f"    {vip} answers 200")
-    if (REPO / "_runners" / "webstack.py").exists():
+    if not (REPO / "_runners" / "webstack.py").exists():
+        return
 
-        def cluster_ok():
-            return (
-                lxc.attach(
-                    MASTER_NAME,
-                    "salt-run",
-                    "webstack.status",
-                    check=False,
-                    capture=False,
-                    timeout=120,
-                ).returncode
-                == 0
-            )
+    def cluster_ok():
+        proc = subprocess.run(
+            lxc.attach_args(MASTER_NAME, "salt-run", "webstack.status"),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        last["status"] = proc.stdout + proc.stderr
+        return proc.returncode == 0
 
+    try:
         wait_for(cluster_ok, timeout, interval=3, what="salt-run webstack.status to exit 0")
+    except LabError as exc:
+        tail = "\n".join(last.get("status", "").splitlines()[-30:])
+        raise LabError(f"{exc}; its last output:\n{tail}") from None
+    say("    salt-run webstack.status: healthy")
 
 
 def vip_holders(lab):

@@ -1,5 +1,7 @@
 """The lab's private bridge: the gateway address on it; no NAT, no forwarding, no route out."""
 
+import socket
+
 from .run import say, sh
 
 
@@ -27,3 +29,12 @@ def bridge_down(bridge):
         sh(["ip", "link", "del", bridge])
         return True
     return False
+
+
+def tcp_open(address, port):
+    """True when something accepts TCP connections at address:port (a lab address)."""
+    try:
+        with socket.create_connection((address, port), timeout=1):
+            return True
+    except OSError:
+        return False

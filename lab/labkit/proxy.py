@@ -7,10 +7,10 @@ host); its upstream is the Debian mirror the host's own apt sources use. Its cac
 import os
 import re
 import signal
-import socket
 import time
 from pathlib import Path
 
+from . import net
 from .config import CACHE, STATE
 from .run import LabError, say, sh, wait_for
 
@@ -76,14 +76,6 @@ def pid():
     return value if b"apt-cacher-ng" in cmdline else None
 
 
-def _listening(address):
-    try:
-        with socket.create_connection((address, PORT), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
 def start(lab):
     conf = ACNG / "conf"
     conf.mkdir(parents=True, exist_ok=True)
@@ -102,7 +94,9 @@ def start(lab):
     if not running:
         sh(["apt-cacher-ng", "-c", conf], quiet=True)
     wait_for(
-        lambda: pid() and _listening(lab.gateway), 20, what=f"apt-cacher-ng on {lab.gateway}:{PORT}"
+        lambda: pid() and net.tcp_open(lab.gateway, PORT),
+        20,
+        what=f"apt-cacher-ng on {lab.gateway}:{PORT}",
     )
     archive, _ = host_mirrors()
     say(f"    apt proxy {lab.proxy_url} (pid {pid()}) → {archive}")

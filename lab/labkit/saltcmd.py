@@ -36,19 +36,39 @@ def salt_json(target, function, *args, timeout=30):
         return {}
 
 
+def minions_up(wait=3):
+    """The minions that answer a ping now (manage.up with short timeouts: a missing minion costs
+    seconds, where `salt '*' test.ping` would wait for gather_job_timeout)."""
+    out = lxc.attach(
+        MASTER_NAME,
+        "salt-run",
+        "--out=json",
+        "manage.up",
+        f"timeout={wait}",
+        f"gather_job_timeout={wait}",
+        check=False,
+        capture=True,
+        timeout=120,
+    )
+    start = out.find("[")
+    try:
+        return set(json.JSONDecoder().raw_decode(out[start:])[0]) if start >= 0 else set()
+    except ValueError:
+        return set()
+
+
 def wait_minions(lab, timeout=120):
     wanted = {n.name for n in lab.nodes}
     deadline = time.monotonic() + timeout
-    answered = {}
+    answered = set()
     while time.monotonic() < deadline:
-        answered = {k for k, v in salt_json("*", "test.ping", timeout=5).items() if v is True}
+        answered = minions_up()
         if wanted <= answered:
-            say(f"    test.ping: {len(answered)} minions answered ({', '.join(sorted(answered))})")
+            say(f"    {len(answered)} minions answer ({', '.join(sorted(answered))})")
             return
         time.sleep(1)
-    raise LabError(
-        f"minions not answering after {timeout}s: {', '.join(sorted(wanted - answered))}"
-    )
+    missing = ", ".join(sorted(wanted - answered))
+    raise LabError(f"minions not answering after {timeout}s: {missing}")
 
 
 def sync_all(lab):
@@ -67,9 +87,11 @@ def _failure(key, state):
     """One failed state: its id, its comment and, for a command, the end of its stderr/stdout."""
     text = f"{state.get('__id__', key)}: {str(state.get('comment', '')).strip()}"
     changes = state.get("changes") if isinstance(state.get("changes"), dict) else {}
-    output = (changes.get("stderr") or changes.get("stdout") or "").strip()
-    if output:
-        text += "\n" + "\n".join(output.splitlines()[-8:])
+    lines = (changes.get("stderr") or changes.get("stdout") or "").strip().splitlines()
+    if lines:
+        # Lines that say "error" (pip and co. print the cause well above their last line) + the end.
+        errors = [line for line in lines[:-6] if "error" in line.lower()][:6]
+        text += "\n" + "\n".join([*errors, *lines[-6:]])
     return text
 
 

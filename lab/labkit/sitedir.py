@@ -8,8 +8,6 @@ import hashlib
 import secrets
 import shutil
 
-import yaml
-
 from .config import REPO, SITE
 from .run import LabError, say, sh
 
@@ -33,6 +31,8 @@ def _secret(key):
 
 def _write_secrets():
     """Random values for every missing key; existing values are kept (the running lab uses them)."""
+    import yaml  # only here: `lab down` works without PyYAML
+
     path = SITE / "webstack_secrets.sls"
     current = {}
     if path.exists():
@@ -66,8 +66,14 @@ def _sha256(path):
 
 
 def ensure(lab):
+    import yaml  # only here: `lab down` works without PyYAML
+
     SITE.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(lab.topology_file, SITE / "topology.yaml")
+    if lab.scaled:
+        header = f"# {lab.topology_file.name} with other node counts (lab --nodes / LAB_NODES).\n"
+        (SITE / "topology.yaml").write_text(header + yaml.safe_dump(lab.raw, sort_keys=False))
+    else:
+        shutil.copyfile(lab.topology_file, SITE / "topology.yaml")
     _write_secrets()
     source = ferretdb_binary()
     target = SITE / "files" / "ferretdb" / "ferretdb"

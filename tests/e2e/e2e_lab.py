@@ -123,7 +123,7 @@ class Lab:
         """The app nodes that answered ``/whoami`` through the VIP in ``tries`` requests."""
         seen = set()
         for _ in range(tries):
-            status, body = http_get(self.vip_url + "whoami", timeout=3)
+            status, body = http_get(self.vip_url + "api/whoami", timeout=3)
             if status == 200:
                 try:
                     seen.add(json.loads(body)["node"])

@@ -18,7 +18,9 @@ def _takeover(lab, old_owner, timeout):
         what="the VIP on another lb",
     )
     wait_until(
-        lambda: http_get(lab.vip_url + "whoami", timeout=2)[0] == 200, 15, what="the VIP to serve"
+        lambda: http_get(lab.vip_url + "api/whoami", timeout=2)[0] == 200,
+        15,
+        what="the VIP to serve",
     )
     return holders[0], seconds
 

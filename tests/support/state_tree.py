@@ -7,12 +7,12 @@ the local lookup and the FerretDB binary); ``salt/`` and ``pillar/`` come from t
 custom modules) and renders every managed file exactly as ``file.managed`` would write it.
 """
 
-import json
 import ipaddress
-import subprocess
-import sys
+import json
 import os
 import pathlib
+import subprocess
+import sys
 
 import yaml
 
@@ -122,6 +122,6 @@ class StateTree:
         return {path: tuple(v) for path, v in self.rendered()[minion_id]["files"].items()}
 
     def apply(self, minion_id, sls=None, test=True):
-        """state.apply (test mode unless test=False); returns {state id: {result, comment, changes}}."""
+        """state.apply (test mode unless test=False) -> {state id: {result, comment, changes}}."""
         args = ["apply", minion_id] + ([sls] if sls else []) + ([] if test else ["--no-test"])
         return self._run(*args)

@@ -36,18 +36,29 @@ class Gunicorn:
 
     def start(self):
         environ = {k: v for k, v in os.environ.items() if not k.startswith("WEBSTACK_")}
-        # As on a node: the package comes from the app's source directory.
-        path = os.pathsep.join(filter(None, [str(self.app_dir), environ.get("PYTHONPATH")]))
         environ.update(
             WEBSTACK_APP_CONFIG=str(self.config_path),
             WEBSTACK_BIND=f"127.0.0.1:{self.port}",
             WEBSTACK_WORKERS=str(WORKERS),
-            PYTHONPATH=path,
         )
-        command = [sys.executable, "-m", "gunicorn", "-c", str(self.app_dir / "gunicorn.conf.py")]
+        # The command line the app role runs under supervisor; --chdir makes the package in the
+        # source directory importable, nothing is installed.
+        command = [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--config",
+            str(self.app_dir / "gunicorn.conf.py"),
+            "--chdir",
+            str(self.app_dir),
+        ]
         with open(self.stderr_path, "wb") as stderr:
             self.process = subprocess.Popen(
-                command, env=environ, stdout=subprocess.DEVNULL, stderr=stderr, cwd=self.app_dir
+                command,
+                env=environ,
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+                cwd=self.stderr_path.parent,
             )
 
     def wait_ready(self):

@@ -14,8 +14,10 @@ LIMIT = 4096  # a small body limit keeps oversized examples cheap; the logic is 
 ASCII = st.characters(min_codepoint=32, max_codepoint=126)
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
-# Ordinary text, and lone surrogates (valid in JSON, impossible to store as UTF-8).
-TEXT = st.text(max_size=40) | st.text(st.characters(categories=["Cs"]), min_size=1, max_size=3)
+# Lone surrogates are valid in JSON ("\ud800") but cannot be stored as UTF-8.
+SURROGATES = st.text(st.characters(categories=["Cs"]), min_size=1, max_size=3)
+TEXT = st.text(max_size=40) | SURROGATES
+NOTE_TEXT = st.text(max_size=520) | st.tuples(st.text(max_size=5), SURROGATES).map("".join)
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | TEXT,
     lambda children: st.lists(children, max_size=4) | st.dictionaries(TEXT, children, max_size=4),
@@ -34,7 +36,7 @@ def note_of_size(size):
 
 BODIES = st.one_of(
     JSON_VALUES.map(dumps),
-    st.fixed_dictionaries({"text": st.text(max_size=520)}).map(dumps),
+    st.fixed_dictionaries({"text": NOTE_TEXT}).map(dumps),
     st.dictionaries(st.sampled_from(["text", "Text", "tags"]), JSON_VALUES, max_size=3).map(dumps),
     st.binary(max_size=200),
     st.integers(min_value=LIMIT - 8, max_value=LIMIT + 8).map(note_of_size),

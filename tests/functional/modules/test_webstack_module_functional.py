@@ -7,9 +7,8 @@ network namespaces joined by a veth pair, recording their state with keepalived-
 import time
 
 import pytest
-from salt.exceptions import CommandExecutionError
-
 from functional.modules import webstack_harness as harness
+from salt.exceptions import CommandExecutionError
 
 
 def servers(loaders, lab):
@@ -82,6 +81,36 @@ def test_haproxy_refusals_are_errors(loaders, haproxy_lab):
         loaders.modules.webstack.haproxy_servers(backend="nosuch", socket=socket)
 
 
+def test_app_health_through_nginx_and_on_the_gunicorn_socket(loaders, tmp_path):
+    nginx = harness.Backend("nginx").start()
+    gunicorn = harness.UnixBackend(tmp_path / "gunicorn.sock")
+    url = f"http://127.0.0.1:{nginx.port}"
+    try:
+        app = loaders.modules.webstack.backend_health(
+            role="app", url=url, app_socket=str(gunicorn.path)
+        )["app"]
+        assert (app["healthy"], app["ready"]) == (True, True)
+        assert app["nginx"]["healthz"]["body"] == {"status": "ok", "server": "nginx"}
+        assert app["gunicorn"]["readyz"]["body"] == {"status": "ok", "server": "gunicorn"}
+        assert app["gunicorn"]["socket"] == str(gunicorn.path)
+        gunicorn.stop()
+        app = loaders.modules.webstack.backend_health(
+            role="app", url=url, app_socket=str(gunicorn.path)
+        )["app"]
+        assert app["healthy"] is False
+        assert app["gunicorn"]["healthz"]["url"] == f"unix:{gunicorn.path}/healthz"
+        assert app["gunicorn"]["healthz"]["status"] is None
+        assert app["nginx"]["healthz"]["ok"] is True
+        assert loaders.modules.webstack.wait_healthy(url=url, timeout=2)["status"] == 200
+    finally:
+        nginx.stop()
+
+
+def test_wait_healthy_gives_up(loaders):
+    with pytest.raises(CommandExecutionError, match="not healthy after 1s"):
+        loaders.modules.webstack.wait_healthy(url="http://127.0.0.1:9", timeout=1, interval=0.2)
+
+
 def vip_owner(loaders, lab, node):
     return loaders.modules.webstack.vip_owner(
         vip=lab.vip,
@@ -102,12 +131,8 @@ def test_vip_owner_follows_a_keepalived_failover(loaders, vrrp_lab):
     assert views[master["name"]]["interface"] == master["interface"]
     assert views[master["name"]]["priority"] == master["priority"]
     assert views[master["name"]]["consistent"] is True
-    harness.wait_for(
-        lambda: vip_owner(loaders, vrrp_lab, backup)["vrrp_state"] == "BACKUP",
-        5,
-        what="the peer to record BACKUP",
-    )
-    assert vip_owner(loaders, vrrp_lab, backup)["owner"] is False
+    assert views[backup["name"]]["vrrp_state"] == "BACKUP"
+    assert views[backup["name"]]["consistent"] is True
 
     stopped_at = time.monotonic()
     vrrp_lab.stop(master)

@@ -18,6 +18,7 @@ import secrets
 import shutil
 import signal
 import socket
+import socketserver
 import subprocess
 import sys
 import threading
@@ -85,6 +86,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         pass
 
 
+class _Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        # haproxy's health checks hang up early when a backend stops: not worth a traceback.
+        pass
+
+
 class Backend:
     """An HTTP server on 127.0.0.1 answering 200 on /healthz; stop() then start() keeps its port."""
 
@@ -95,12 +104,13 @@ class Backend:
         self._thread = None
 
     def start(self):
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port or 0), _Handler)
-        server.daemon_threads = True
+        server = _Server(("127.0.0.1", self.port or 0), _Handler)
         server.name = self.name
         self.port = server.server_address[1]
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._thread.start()
         return self
 
@@ -110,6 +120,34 @@ class Backend:
             self._server.server_close()
             self._thread.join(5)
             self._server = None
+
+
+class _UnixServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+
+
+class _UnixHandler(_Handler):
+    def address_string(self):  # a unix socket's peer has no address
+        return "unix"
+
+
+class UnixBackend:
+    """The same HTTP answers on a unix socket (as gunicorn serves the app behind nginx)."""
+
+    def __init__(self, path, name="gunicorn"):
+        self.path = str(path)
+        self._server = _UnixServer(self.path, _UnixHandler)
+        self._server.name = name
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self._thread.start()
+
+    def stop(self):
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(5)
+        os.unlink(self.path)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -126,6 +164,8 @@ defaults
     timeout connect 1s
     timeout client 5s
     timeout server 5s
+    # Checks every 100 ms, but a backend thread slowed by a busy test process is not "down".
+    timeout check 2s
     load-server-state-from-file global
 
 frontend www
@@ -226,6 +266,17 @@ class Haproxy:
                 return row["status"]
         raise AssertionError(f"no server {backend}/{server} in show stat")
 
+    def admin_state(self, server, backend="app"):
+        """ready/drain/maint from ``show servers state`` (harness-side parsing, by header)."""
+        lines = self.command("show servers state").splitlines()
+        header = lines[1].lstrip("# ").split()
+        for line in lines[2:]:
+            row = dict(zip(header, line.split(), strict=False))
+            if row.get("be_name") == backend and row.get("srv_name") == server:
+                mask = int(row["srv_admin_state"])
+                return "maint" if mask & 0x27 else "drain" if mask & 0x18 else "ready"
+        raise AssertionError(f"no server {backend}/{server} in show servers state")
+
     def close(self):
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
@@ -283,6 +334,7 @@ global_defs {{
 
 vrrp_instance {instance} {{
     state BACKUP
+    nopreempt
     interface {interface}
     virtual_router_id 51
     priority {priority}
@@ -430,11 +482,17 @@ class VrrpLab:
             return None
 
     def wait_master(self, timeout=10):
-        """The one node holding the VIP, once exactly one does and its notify says MASTER."""
+        """
+        The node holding the VIP once the election has settled: exactly one holds it and records
+        MASTER, every other records BACKUP (with ``nopreempt``, as in production, that lasts).
+        """
 
         def single_master():
             holders = [n for n in self.nodes if self.holds_vip(n)]
-            if len(holders) == 1 and self.recorded_state(holders[0]) == "MASTER":
+            if len(holders) != 1 or self.recorded_state(holders[0]) != "MASTER":
+                return None
+            others = [n for n in self.nodes if n is not holders[0]]
+            if all(self.recorded_state(n) == "BACKUP" for n in others):
                 return holders[0]
             return None
 

@@ -2,8 +2,8 @@
 Every generated config passes its own binary's check, exactly as the state runs it (check_cmd).
 
 The checks run in a throw-away mount + network namespace that looks like a node: the topology's
-interface and addresses exist (nginx -t binds its listen addresses), the webstack and ferretdb users exist
-(supervisor resolves `user=`), and /usr/local/libexec/webstack holds the repo's helper scripts.
+interface and addresses exist (nginx -t binds its listen addresses), the webstack and ferretdb
+users exist (supervisor resolves `user=`), and /usr/local/libexec/webstack holds the helpers.
 Nothing on the host changes.
 """
 

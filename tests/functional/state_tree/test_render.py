@@ -8,7 +8,6 @@ import json
 import re
 
 import pytest
-
 from support.state_tree import make_topology
 
 SIZES = [1, 2, 3, 5]

@@ -4,7 +4,6 @@ renders, every requisite resolves, every state module and its dependencies are p
 import pytest
 from support.state_tree import make_topology
 
-
 CASES = [
     ("lb1", "lb", "ferretdb"),
     ("app1", "app", "ferretdb"),

@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from webstack_app import config, create_app
+from webstack_app import checkconfig, config, create_app
 from webstack_app.config import ConfigError, load_settings, settings_from_mapping
 
 SECRET = "s3cret-s3cret-s3cret"
@@ -89,6 +89,7 @@ def test_missing_secret_key_refuses_to_start(tmp_path, monkeypatch):
         ({"node_name": 7}, "node_name must be a string"),
         ({"node_name": "  "}, "node_name must not be empty"),
         ({"db_name": None}, "db_name must be a string"),
+        ({"db_name": "web.stack"}, "db_name must be 1-63 letters"),
         ({"log_level": "LOUD"}, "log_level must be one of"),
         ({"mongo_uri": "http://db:27017"}, "mongo_uri must start with mongodb://"),
     ],
@@ -135,3 +136,38 @@ def test_app_gets_secret_and_body_limit(make_app):
     assert app.config["SECRET_KEY"] == "unit-test-secret-key-0123456789"
     assert app.config["MAX_CONTENT_LENGTH"] == 4096
     assert app.debug is False
+
+
+def run_check(tmp_path, values, capsys):
+    path = write(tmp_path, values)
+    status = checkconfig.main([str(path)])
+    output = capsys.readouterr()
+    return status, output.out + output.err
+
+
+def test_check_command_accepts_a_usable_file(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("WEBSTACK_SECRET_KEY", "x")  # the file is checked on its own
+    status, output = run_check(tmp_path, {"secret_key": SECRET, "node_name": "app1"}, capsys)
+    assert status == 0
+    assert output.endswith("app.json: ok\n")
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"node_name": "app1"}, "secret_key is required"),
+        ({"secret_key": SECRET, "mongo_uri": "mongodb://h:port/"}, "mongo_uri is invalid"),
+        ({"secret_key": SECRET, "timeout": 3}, "unknown configuration key(s): timeout"),
+    ],
+)
+def test_check_command_refuses_an_unusable_file(tmp_path, capsys, monkeypatch, values, message):
+    monkeypatch.setenv("WEBSTACK_SECRET_KEY", SECRET)  # must not rescue the file
+    status, output = run_check(tmp_path, values, capsys)
+    assert status == 1
+    assert message in output
+    assert output.startswith(str(tmp_path / "app.json"))
+
+
+def test_check_command_usage(capsys):
+    assert checkconfig.main([]) == 2
+    assert "usage:" in capsys.readouterr().err

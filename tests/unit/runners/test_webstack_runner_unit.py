@@ -58,7 +58,13 @@ def answer(name, roles, owner=False, vrrp="BACKUP", servers=None, db=None, app_o
         "ret": {
             "node": name,
             "roles": roles,
-            "topology": {"valid": True, "nodes": NODES, "db_engine": "ferretdb", "vip": VIP},
+            "topology": {
+                "valid": True,
+                "nodes": NODES,
+                "db_nodes": ["db1"],
+                "db_engine": "ferretdb",
+                "vip": VIP,
+            },
             "backends": backends,
             "services": {"haproxy": {"running": True, "enabled": True}} if "lb" in roles else {},
             "vip": {
@@ -122,6 +128,13 @@ def test_a_vip_on_a_node_that_is_not_an_lb_is_an_owner_too():
     assert report["retcode"] == 1
 
 
+def test_a_vip_held_only_by_a_node_that_is_not_an_lb():
+    app1 = answer("app1", ["app"])
+    app1["ret"]["vip"]["owner"] = True
+    report = runner._summarize(cluster(app1=app1, lb1=answer("lb1", ["lb"])), NODES)
+    assert report["problems"] == [f"{VIP} is held by app1, which is not an lb (no haproxy there)"]
+
+
 def test_all_backends_down_on_an_lb():
     down = {"app1": server("DOWN"), "app2": server("DOWN")}
     report = runner._summarize(cluster(lb2=answer("lb2", ["lb"], servers=down)), NODES)
@@ -153,7 +166,7 @@ def test_db_down():
 
 
 def test_a_silent_db_node_means_db_down():
-    report = runner._summarize(cluster(db1=None), NODES)
+    report = runner._summarize(cluster(db1=None, app2=None), NODES)
     assert report["retcode"] == 1
     assert report["problems"] == ["DB down: no db node answered (silent: db1)"]
     assert "db1: no answer" in report["warnings"]
@@ -207,8 +220,12 @@ def test_status_gathers_every_minion_and_sets_the_exit_code():
     ):
         ckminions.return_value.check_minions.return_value = {"minions": NODES}
         report = runner.status(timeout=7)
-    assert client.cmd.call_args.args[:2] == ("*", "webstack.status")
-    assert client.cmd.call_args.kwargs["timeout"] == 7
+        assert client.cmd.call_args.args[:2] == ("*", "webstack.status")
+        assert client.cmd.call_args.kwargs["timeout"] == 7
+        detailed = runner.status(details=True)
     assert report["retcode"] == 1
     assert runner.__context__["retcode"] == 1
-    assert "minions" not in report
+    assert set(report) == {"healthy", "retcode", "problems", "warnings", "vip", "table"}
+    assert report["vip"] == {"address": VIP, "owners": []}
+    assert detailed["minions"] == client.cmd.return_value
+    assert detailed["backends"]["lb2"]["app"]["app1"]["status"] == "UP"

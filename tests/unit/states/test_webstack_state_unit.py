@@ -329,6 +329,26 @@ def test_other_engines_are_a_no_op(mongod):
     assert mongod.clients == []
 
 
+def test_db_health_of_the_mongodb_engine(mongod):
+    mongod.cmd_replSetInitiate(
+        {"_id": "rs0", "members": [{"_id": i, "host": h} for i, h in enumerate(MEMBERS[:2])]}
+    )
+    db = webstack_module.backend_health(role="db", engine="mongodb")["db"]
+    assert db["healthy"] is True
+    assert db["replica_set"]["primary"] == MEMBERS[0]
+    assert [(m["name"], m["state"]) for m in db["replica_set"]["members"]] == [
+        (MEMBERS[0], "PRIMARY"),
+        (MEMBERS[1], "SECONDARY"),
+    ]
+
+
+def test_db_health_of_an_uninitiated_set(mongod):
+    db = webstack_module.backend_health(role="db", engine="mongodb")["db"]
+    assert db["ping"] is True
+    assert db["healthy"] is False
+    assert db["replica_set"]["initiated"] is False
+
+
 def test_without_pymongo_the_module_says_so():
     with mock.patch.object(webstack_module, "HAS_PYMONGO", False):
         with pytest.raises(CommandExecutionError, match="pymongo"):

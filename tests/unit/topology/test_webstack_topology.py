@@ -66,7 +66,7 @@ def test_invalid_topology_gives_errors_not_an_exception_from_node():
     assert view["errors"] == [
         "db.engine: unknown engine 'mysql' (expected one of ferretdb, mongodb)"
     ]
-    with pytest.raises(topo.TopologyError, match="db.engine"):
+    with pytest.raises(topo.TopologyError, match=r"db\.engine"):
         topo.derive(topology)
 
 
