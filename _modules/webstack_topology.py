@@ -40,6 +40,9 @@ DEFAULT_PORTS = {
     "ferretdb": 27017,  # the sidecar, on 127.0.0.1 of each app node
 }
 
+#: The app refuses shorter keys (app/webstack_app/config.py MIN_SECRET_KEY_LENGTH).
+MIN_APP_SECRET_KEY = 16
+
 #: VRRP priority of the first lb; the next ones step down: order in the file = preference.
 PRIORITY_TOP = 200
 PRIORITY_STEP = 10
@@ -271,6 +274,12 @@ def _validate_secrets(engine, secrets, errors):
                 f"webstack:secrets:{key}: missing or empty "
                 "(see pillar/webstack_secrets.sls.example)"
             )
+    app_key = secrets.get("app_secret_key")
+    if isinstance(app_key, str) and app_key.strip() and len(app_key) < MIN_APP_SECRET_KEY:
+        errors.append(
+            f"webstack:secrets:app_secret_key: {len(app_key)} characters, "
+            f"at least {MIN_APP_SECRET_KEY} needed (it signs the app's forms)"
+        )
     keyfile = secrets.get("mongodb_keyfile")
     if engine == "mongodb" and isinstance(keyfile, str) and keyfile.strip():
         if not 6 <= len(keyfile.strip()) <= 1024 or not re.match(r"^[A-Za-z0-9+/=\s]+$", keyfile):

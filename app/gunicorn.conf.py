@@ -11,6 +11,7 @@ plus the app's own settings (WEBSTACK_APP_CONFIG, WEBSTACK_<KEY>), checked befor
 """
 
 import os
+import sys
 
 wsgi_app = "webstack_app.wsgi:app"
 proc_name = "webstack-app"
@@ -65,3 +66,9 @@ def on_starting(server):
         load_settings()
     except ConfigError as exc:
         raise RuntimeError(f"webstack-app configuration: {exc}") from None
+    finally:
+        # Forget the app's modules again: workers must import them themselves, so that a HUP
+        # after a deploy boots workers on the new code (they fork from this master, and would
+        # otherwise inherit the modules it imported here, whatever is on disk by then).
+        for name in [m for m in sys.modules if m == "webstack_app" or m.startswith("webstack_app.")]:
+            del sys.modules[name]

@@ -61,8 +61,13 @@ class Database:
         return self._get_client()[self._settings.db_name]
 
     def ping(self):
-        """Round-trip to the server; raises a :class:`~pymongo.errors.PyMongoError` on failure."""
-        self._get_client().admin.command("ping")
+        """Round-trip to the server; raises a :class:`~pymongo.errors.PyMongoError` on failure.
+
+        ``ping`` on the app's own database: FerretDB answers it by checking its PostgreSQL
+        connection, so "ready" means storage is reachable. A read is no such proof: FerretDB
+        answers a find on a collection it has not seen with an empty result, PostgreSQL or not.
+        """
+        self.db.command("ping")
 
     def close(self):
         """Close the client of this process (used when a test or a worker shuts down)."""

@@ -85,7 +85,10 @@ def ensure(lab):
     local = {
         "webstack": {
             "lookup": {
-                "ferretdb": {"source": "salt://ferretdb/ferretdb", "source_hash": f"sha256={sha}"}
+                "ferretdb": {"source": "salt://ferretdb/ferretdb", "source_hash": f"sha256={sha}"},
+                # The kernel sends process events only to its initial PID namespace, so
+                # vrrp_track_process never fires inside a container: poll with pgrep instead.
+                "lb": {"keepalived": {"haproxy_tracking": "script"}},
             }
         }
     }

@@ -31,6 +31,23 @@ def http_get(url, timeout=5):
         return None, str(exc)
 
 
+def http_post_json(url, payload, timeout=5):
+    """POST ``payload`` as JSON; ``(status, body)`` like :func:`http_get`."""
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(payload).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, response.read().decode("utf-8", "replace")
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode("utf-8", "replace")
+    except (urllib.error.URLError, OSError) as exc:
+        return None, str(exc)
+
+
 def wait_until(predicate, timeout, interval=0.25, what="condition"):
     """Poll until ``predicate()`` is truthy; return ``(value, seconds)``; fail after ``timeout``."""
     started = time.monotonic()

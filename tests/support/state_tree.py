@@ -19,7 +19,7 @@ import yaml
 REPO = pathlib.Path(__file__).resolve().parents[2]
 SECRETS = {
     "stats_password": "stats-Pw-1",
-    "app_secret_key": "app-key-1",
+    "app_secret_key": "app-key-1-long-enough",
     "db_password": "db/Pw:@1",
     "mongodb_keyfile": "c2VjcmV0a2V5ZmlsZWNvbnRlbnRzZm9ydGVzdHM=",
     "mongodb_admin_password": "admin-Pw-1",

@@ -90,5 +90,10 @@ app-code-config-file-managed:
              'socket_timeout_ms': app.timeouts.socket_ms,
            } | tojson(indent=2) | indent(8) }}
     - show_changes: false
+    # The app's own loader reads the new file before it replaces the live one.
+    - check_cmd: >-
+        env PYTHONPATH={{ app.src }} {{ app.venv }}/bin/python -m webstack_app.checkconfig
     - require:
       - user: app-code-user-present
+      - cmd: app-code-venv-cmd-run
+      - file: app-code-src-file-recurse

@@ -11,4 +11,5 @@ include:
   {%- if webstack.node.db.engine == 'ferretdb' %}
   - .ferretdb
   {%- endif %}
+  - .schema
 {%- endif %}

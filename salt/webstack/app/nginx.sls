@@ -41,11 +41,25 @@ app-nginx-default-file-absent:
     - require:
       - pkg: app-code-pkg-installed
 
+{#- The default site held 0.0.0.0:80; a reload cannot re-bind that port to the node's own
+    addresses (the old listener still owns it), so the switch away from it takes one restart.
+    Every later change is a reload. #}
+app-nginx-rebind-cmd-run:
+  cmd.run:
+    - name: systemctl restart {{ nginx.service }}
+    - onchanges:
+      - file: app-nginx-default-file-absent
+    - onlyif: systemctl is-active --quiet {{ nginx.service }}
+    - require:
+      - file: app-nginx-site-file-symlink
+
 app-nginx-service-running:
   service.running:
     - name: {{ nginx.service }}
     - enable: true
     - reload: true
+    - require:
+      - cmd: app-nginx-rebind-cmd-run
     - watch:
       - file: app-nginx-site-file-managed
       - file: app-nginx-site-file-symlink

@@ -6,6 +6,7 @@ worker processes, the request log on stderr, body limits on the wire, graceful s
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -215,3 +216,31 @@ def test_refuses_to_start_without_a_secret_key(app_dir, unused_port, tmp_path, s
         server.stop()
     assert "webstack-app configuration: secret_key is required" in server.stderr()
     assert "Traceback" not in server.stderr()
+
+
+def test_hup_boots_workers_on_new_code(app_dir, unused_port, tmp_path, settings):
+    """The app role deploys new code, then HUPs gunicorn: the new workers must run the new code.
+
+    The master imports the app's config module to check it; workers forked from a master that
+    still held the app's modules would serve the old code forever.
+    """
+    copy = tmp_path / "app"
+    shutil.copytree(app_dir, copy, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    server = Gunicorn(copy, unused_port(), tmp_path, settings)
+    server.start()
+    try:
+        server.wait_ready()
+        assert requests.get(f"{server.url}/healthz", timeout=5).json()["status"] == "ok"
+        health = copy / "webstack_app" / "health.py"
+        source = health.read_text()
+        assert 'status="ok"' in source
+        health.write_text(source.replace('status="ok"', 'status="ok-after-deploy"'))
+        server.process.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + START_SECONDS
+        while requests.get(f"{server.url}/healthz", timeout=5).json()["status"] != (
+            "ok-after-deploy"
+        ):
+            assert time.monotonic() < deadline, f"old code still served:\n{server.stderr()}"
+            time.sleep(0.2)
+    finally:
+        server.stop()

@@ -9,8 +9,10 @@ Nothing on the host changes.
 
 import json
 import pathlib
+import re
 import shutil
 import subprocess
+import sys
 
 import pytest
 from support.state_tree import REPO, make_topology
@@ -25,6 +27,7 @@ EXPECTED_CHECKS = {
     "/etc/keepalived/keepalived.conf": "keepalived",
     "/etc/nginx/sites-available/webstack": "nginx-check-site",
     "/etc/supervisor/conf.d/webstack-app.conf": "supervisor-check-program",
+    "/etc/webstack/app.json": "webstack_app.checkconfig",
 }
 
 SANDBOX = r"""
@@ -39,6 +42,12 @@ cp "$WORK"/helpers/* /usr/local/libexec/webstack/
 chmod 0755 /usr/local/libexec/webstack/*
 mount --bind "$WORK/passwd" /etc/passwd
 mount --bind "$WORK/group" /etc/group
+# The app's venv and source, where the app role installs them (app.json's check imports the app).
+mount -t tmpfs tmpfs /opt
+mkdir -p /opt/webstack/venv/bin
+printf '#!/bin/sh\nexec %s "$@"\n' "$PYTHON" > /opt/webstack/venv/bin/python
+chmod 0755 /opt/webstack/venv/bin/python
+ln -s "$APP_SRC" /opt/webstack/src
 exec /usr/bin/python3 "$WORK/run_checks.py" "$WORK/checks.json"
 """
 
@@ -80,6 +89,8 @@ def run_checks(work, topology, files):
             "ADDRESSES": addresses,
             "INTERFACE": topology["vip"]["interface"],
             "WORK": str(work),
+            "PYTHON": sys.executable,
+            "APP_SRC": str(REPO / "app"),
             "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
         },
         capture_output=True,
@@ -119,6 +130,7 @@ BREAKAGES = {
     "/etc/keepalived/keepalived.conf": ("state BACKUP", "state BACKUP\n    priority 999"),
     "/etc/nginx/sites-available/webstack": ("server_tokens off;", "server_tokens maybe;"),
     "/etc/supervisor/conf.d/webstack-app.conf": ("autorestart=true", "autorestart=maybe"),
+    "/etc/webstack/app.json": ('"mongo_uri": "mongodb://', '"mongo_uri": "mysql://'),
 }
 
 
@@ -134,3 +146,23 @@ def test_each_check_rejects_a_broken_config(lab_like, tmp_path):
     results = run_checks(tmp_path, topology, broken)
     for path, (rc, out) in results.items():
         assert rc != 0, f"{path}: the broken config passed its check:\n{out}"
+
+
+@pytest.mark.parametrize("tracking", ["process", "script"])
+def test_both_haproxy_tracking_modes_pass_keepalived_check(state_tree, tracking, tmp_path):
+    """`process` (default, VMs) and `script` (containers, where process events never arrive)."""
+    topology = make_topology(lbs=2, apps=1, dbs=1)
+    lookup = {"lb": {"keepalived": {"haproxy_tracking": tracking}}}
+    path = "/etc/keepalived/keepalived.conf"
+    text, cmd = state_tree(topology, lookup=lookup).rendered_files("lb1")[path]
+    assert f"vrrp_{'track_process' if tracking == 'process' else 'script'} track_haproxy" in text
+    assert re.search(rf"track_{tracking} \{{\s+track_haproxy\s+\}}", text)
+    (rc, out), = run_checks(tmp_path, topology, {path: (text, cmd)}).values()
+    assert rc == 0, out
+
+
+def test_unknown_haproxy_tracking_is_refused_by_name(state_tree):
+    topology = make_topology(lbs=2, apps=1, dbs=1)
+    tree = state_tree(topology, lookup={"lb": {"keepalived": {"haproxy_tracking": "psychic"}}})
+    with pytest.raises(AssertionError, match="haproxy_tracking: expected 'process' or 'script'"):
+        tree.rendered_files("lb1")

@@ -122,6 +122,10 @@ def test_secrets_and_lookup_rules():
     assert errors_of(topology, SECRETS, url) == [
         "webstack:lookup:ferretdb:source_hash: required when the source is a URL"
     ]
+    assert errors_of(topology, {**SECRETS, "app_secret_key": "x" * 15}) == [
+        "webstack:secrets:app_secret_key: 15 characters, at least 16 needed (it signs the app's forms)"
+    ]
+    assert errors_of(topology, {**SECRETS, "app_secret_key": "x" * 16}) == []
     bad_keyfile = {**SECRETS, "mongodb_keyfile": "short"}
     assert any(
         "mongodb_keyfile" in e for e in errors_of(make_topology(engine="mongodb"), bad_keyfile)

@@ -1,0 +1,93 @@
+"""
+``python -m webstack_app.schema``: create the collections the app uses, before it serves.
+
+Why it exists: FerretDB v1 reads the collection list from PostgreSQL once per process and then
+trusts its in-memory copy. A collection created through one app node's FerretDB sidecar stays
+invisible to a sidecar that had already loaded the list: reads there find nothing, and its insert
+tries to create the table again and fails. So the app never creates a collection while serving;
+the app role runs this once per node at deploy time instead. When this node's sidecar has a stale
+list (creating fails, yet the collection is still not listed), it exits with STALE and the app
+role restarts the sidecar and runs it again (see salt/webstack/app/files/app-schema).
+
+The last line of output is Salt's ``stateful`` format (``changed=yes|no comment="..."``).
+"""
+
+import sys
+import time
+
+from pymongo import MongoClient
+from pymongo.errors import OperationFailure, PyMongoError
+
+from .config import ConfigError, load_settings
+from .notes import COLLECTION as NOTES
+from .visits import COLLECTION as VISIT_SHARDS
+
+COLLECTIONS = (NOTES, VISIT_SHARDS)
+#: Exit status: this server's view of the collections is stale (restart the sidecar, retry).
+STALE = 3
+#: A sidecar restarted a moment ago may need a few seconds before it accepts connections.
+CONNECT_SECONDS = 20
+_NAMESPACE_EXISTS = 48
+
+
+def ensure(db, names=COLLECTIONS):
+    """Create each missing collection of ``names`` in ``db``; return the ones created.
+
+    Raises :class:`StaleView` when a collection can be neither created nor listed.
+    """
+    created = []
+    for name in names:
+        if name in db.list_collection_names():
+            continue
+        try:
+            db.command("create", name)
+        except OperationFailure as exc:
+            if exc.code != _NAMESPACE_EXISTS and name not in db.list_collection_names():
+                raise StaleView(f"cannot create {name!r} and it is not listed: {exc}") from exc
+            continue
+        created.append(name)
+    return created
+
+
+class StaleView(Exception):
+    """The server refuses to create a collection it does not list (a stale FerretDB cache)."""
+
+
+def _stateful(changed, comment):
+    return f'changed={"yes" if changed else "no"} comment="{comment}"'
+
+
+def main():
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"configuration: {exc}", file=sys.stderr)
+        return 2
+    client = MongoClient(
+        settings.mongo_uri,
+        serverSelectionTimeoutMS=CONNECT_SECONDS * 1000,
+        connectTimeoutMS=settings.connect_timeout_ms,
+        socketTimeoutMS=settings.socket_timeout_ms,
+        appname=f"webstack-schema/{settings.node_name}",
+    )
+    started = time.monotonic()
+    try:
+        created = ensure(client[settings.db_name])
+    except StaleView as exc:
+        print(_stateful(False, f"stale view: {exc}"))
+        return STALE
+    except PyMongoError as exc:
+        print(f"database: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        client.close()
+    seconds = time.monotonic() - started
+    if created:
+        print(_stateful(True, f"created {', '.join(created)} in {settings.db_name} ({seconds:.1f}s)"))
+    else:
+        print(_stateful(False, f"{', '.join(COLLECTIONS)} present in {settings.db_name}"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,39 @@
+{%- set tplroot = tpldir.split('/')[0] %}
+{%- from tplroot ~ '/map.jinja' import webstack with context %}
+{%- set app = webstack.app %}
+{%- set sidecar = webstack.ferretdb.service if webstack.node.db.engine == 'ferretdb' else '' %}
+
+include:
+  - .code
+  - .supervisor
+{%- if sidecar %}
+  - .ferretdb
+{%- endif %}
+
+app-schema-helper-file-managed:
+  file.managed:
+    - name: /usr/local/libexec/webstack/app-schema
+    - source: salt://{{ tpldir }}/files/app-schema
+    - mode: '0755'
+    - makedirs: true
+    - require:
+      - sls: {{ tplroot }}.common.validation
+
+{#- The app's collections exist before it serves, and it never creates one while serving: FerretDB
+    sidecars cache the collection list (see app/webstack_app/schema.py). Reports a change only when
+    it created a collection or had to refresh a stale sidecar. #}
+app-schema-collections-cmd-run:
+  cmd.run:
+    - name: >-
+        /usr/local/libexec/webstack/app-schema {{ app.venv }}/bin/python {{ app.src }}
+        {{ app.config }} {{ sidecar }}
+    - stateful: true
+    - runas: root
+    - require:
+      - file: app-schema-helper-file-managed
+      - cmd: app-code-install-cmd-run
+      - file: app-code-config-file-managed
+      - cmd: app-supervisor-running-cmd-run
+{%- if sidecar %}
+      - service: app-ferretdb-service-running
+{%- endif %}
