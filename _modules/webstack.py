@@ -14,6 +14,10 @@ same fallbacks as ``salt/webstack/parameters/defaults.yaml``) and the cluster fr
   ``/healthz`` and ``/readyz`` through nginx and directly on gunicorn's unix socket; db: the engine.
 - ``status``: both, plus the role's services.
 
+MongoDB (engine ``mongodb``): ``mongodb_replset`` (+ ``_initiate``, ``_add``) and the users
+(``mongodb_user``, ``_create``, ``_update``, ``mongodb_login``), which the ``webstack.replset``
+and ``webstack.mongodb_user`` states use, with ``mongodb_wait_primary`` in between.
+
 haproxy's server admin state is changed with ``set_server_state`` (used by the
 ``webstack.server_state`` state and the rolling deploy), which also rewrites the server-state file
 so that drain/maint survive a reload.
@@ -90,6 +94,7 @@ _HTTP_TIMEOUT = 2.0
 _MONGO_NOT_INITIATED = 94  # NotYetInitialized
 _MONGO_NO_REPLICATION = 76  # NoReplicationEnabled
 _MONGO_AUTH_FAILED = 18  # AuthenticationFailed
+_MONGO_UNAUTHORIZED = 13  # Unauthorized
 # Worth retrying a replSetReconfig: ConfigurationInProgress, CurrentConfigNotCommittedYet,
 # NotWritablePrimary, InterruptedDueToReplStateChange, PrimarySteppedDown.
 _MONGO_RECONFIG_RETRY = (109, 308, 10107, 11602, 189)
@@ -329,7 +334,9 @@ def vip_owner(vip=None, interface=None, state_file=None, instance=None, netns=No
         set, for a keepalived run with ``net_namespace``; none otherwise).
 
     Returns ``{vip, owner, interface, vrrp_state, priority}`` plus ``lb`` (whether this node is an
-    lb in the topology), ``consistent``, ``since`` and a ``comment``.
+    lb in the topology), ``consistent``, ``since``, a ``comment`` and, on the holder, ``others``:
+    the other hosts that answer ARP for the VIP (``[{mac, addresses, node}]``; non-empty is a split
+    brain, e.g. a frozen peer that kept the address; None when it could not be checked).
 
     CLI Example:
 
@@ -359,13 +366,25 @@ def vip_owner(vip=None, interface=None, state_file=None, instance=None, netns=No
         ret["comment"] = "no VIP to look for: the topology has none (pillar webstack:topology)"
         ret["consistent"] = False
         return ret
-    holders = _vip_holders(vip, netns or _pillar("webstack:lookup:lb:keepalived:netns"))
+    netns = netns or _pillar("webstack:lookup:lb:keepalived:netns")
+    holders = _vip_holders(vip, netns)
     ret["owner"] = bool(holders)
+    ret["others"] = None
     comments = []
     if holders:
         if interface and interface not in holders:
             comments.append(f"the VIP is on {', '.join(holders)}, not on {interface}")
         ret["interface"] = holders[0]
+        # The local view cannot see a second holder (a frozen or cut-off peer that kept the VIP):
+        # ask the wire who else answers ARP for it.
+        macs, problem = _vip_other_holders(vip, holders[0], netns)
+        if problem:
+            comments.append(problem)
+        else:
+            ret["others"] = _name_macs(macs, holders[0], netns, node.get("nodes") or [])
+        if ret["others"]:
+            names = ", ".join(o["node"] or o["mac"] for o in ret["others"])
+            comments.append(f"SPLIT BRAIN: {names} also answer ARP for the VIP {vip}")
     if not check_vrrp:
         roles = ", ".join(node.get("roles") or []) or "none"
         ret["consistent"] = not holders
@@ -379,12 +398,68 @@ def vip_owner(vip=None, interface=None, state_file=None, instance=None, netns=No
         state_file or _lookup("lb:keepalived:state_file"),
         instance or _lookup("lb:keepalived:instance"),
     )
+    if ret["others"]:
+        ret["consistent"] = False
     if not comments:
         comments.append(
             f"{'holds' if ret['owner'] else 'does not hold'} the VIP {vip} ({ret['vrrp_state']})"
         )
     ret["comment"] = "; ".join(comments)
     return ret
+
+
+def parse_arping(text):
+    """
+    The MAC addresses in iputils ``arping`` replies (``Unicast reply from IP [MAC]  0.6ms``).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call webstack.parse_arping "$(arping -D -c 2 -I eth0 10.77.0.100)"
+    """
+    return sorted(
+        {mac.lower() for mac in re.findall(r"reply from \S+ \[([0-9A-Fa-f:]{17})\]", text or "")}
+    )
+
+
+def _vip_other_holders(vip, interface, netns=None):
+    """(MACs of other hosts answering ARP for ``vip`` on ``interface``, or None; a problem).
+
+    Duplicate address detection (``arping -D``: sender 0.0.0.0, so our own stack stays silent):
+    any reply comes from another host that has the VIP configured.
+    """
+    arping = salt.utils.path.which("arping")
+    if not arping:
+        return None, "arping (iputils-arping) is not installed: no check for a second VIP holder"
+    cmd = ["ip", "netns", "exec", netns] if netns else []
+    cmd += [arping, "-D", "-c", "2", "-w", "2", "-I", interface, str(vip)]
+    out = __salt__["cmd.run_all"](cmd, python_shell=False, ignore_retcode=True)
+    if out["retcode"] not in (0, 1):  # 0: nobody answered, 1: somebody did
+        return None, f"arping failed ({out['retcode']}): {out['stderr'].strip()[:200]}"
+    return parse_arping(out["stdout"]), None
+
+
+def _name_macs(macs, interface, netns, nodes):
+    """``[{mac, addresses, node}]``: each MAC with the addresses this host's neighbour table has
+    for it, and the topology node owning one of them (None when unknown)."""
+    if not macs:
+        return []
+    cmd = ["ip"] + (["-n", netns] if netns else []) + ["-j", "neigh", "show", "dev", interface]
+    out = __salt__["cmd.run_all"](cmd, python_shell=False, ignore_retcode=True)
+    try:
+        neighbours = json.loads(out["stdout"] or "[]") if out["retcode"] == 0 else []
+    except ValueError:
+        neighbours = []
+    by_address = {n.get("address"): n.get("name") for n in nodes}
+    named = []
+    for mac in macs:
+        addresses = sorted(
+            n["dst"] for n in neighbours if str(n.get("lladdr", "")).lower() == mac and "dst" in n
+        )
+        owner = next((by_address[a] for a in addresses if a in by_address), None)
+        named.append({"mac": mac, "addresses": addresses, "node": owner})
+    return named
 
 
 def _vip_holders(vip, netns):
@@ -887,7 +962,9 @@ def _postgresql_health(port):
     return ret
 
 
-def _mongo_client(host, port, username=None, password=None, timeout_ms=2000):
+def _mongo_client(
+    host, port, username=None, password=None, *, timeout_ms=2000, auth_source="admin"
+):
     kwargs = {
         "host": host,
         "port": int(port),
@@ -896,7 +973,7 @@ def _mongo_client(host, port, username=None, password=None, timeout_ms=2000):
         "connectTimeoutMS": timeout_ms,
     }
     if username and password:
-        kwargs.update(username=username, password=password, authSource="admin")
+        kwargs.update(username=username, password=password, authSource=auth_source)
     return pymongo.MongoClient(**kwargs)
 
 
@@ -955,7 +1032,7 @@ def _replset_view(client):
                 "mongod runs without replication: set replication.replSetName in mongod.conf"
             ) from exc
         raise
-    config = admin.command("replSetGetConfig")["config"]
+    config = _replset_config(admin, status)
     view.update(
         initiated=True,
         name=status.get("set"),
@@ -978,6 +1055,27 @@ def _replset_view(client):
     return view
 
 
+def _replset_config(admin, status):
+    """replSetGetConfig; under the localhost exception (no user yet), which allows
+    replSetGetStatus but not replSetGetConfig, the members as the status lists them."""
+    try:
+        return admin.command("replSetGetConfig")["config"]
+    except pymongo.errors.OperationFailure as exc:
+        if exc.code != _MONGO_UNAUTHORIZED:
+            raise
+    members = status.get("members", [])
+    versions = [m.get("configVersion") for m in members if m.get("self")]
+    return {
+        "version": versions[0] if versions else None,
+        "members": [{"_id": m["_id"], "host": m["name"]} for m in members],
+    }
+
+
+def _mongo_error(exc):
+    """pymongo's message without the topology description it appends to a selection timeout."""
+    return str(exc).split(", Timeout: ", 1)[0]
+
+
 def _mongo_call(func, host, port, username, password):
     host, port, username, password = _mongo_defaults(host, port, username, password)
     try:
@@ -985,7 +1083,7 @@ def _mongo_call(func, host, port, username, password):
     except CommandExecutionError:
         raise
     except pymongo.errors.PyMongoError as exc:
-        raise CommandExecutionError(f"MongoDB at {host}:{port}: {exc}") from exc
+        raise CommandExecutionError(f"MongoDB at {host}:{port}: {_mongo_error(exc)}") from exc
 
 
 def mongodb_replset(host=None, port=None, username=None, password=None):
@@ -1060,6 +1158,247 @@ def mongodb_replset_add(
                 time.sleep(float(interval))
 
     return _mongo_call(add, host, port, username, password)
+
+
+def _hello(host, port):
+    client = _mongo_client(host, port)
+    try:
+        return client.admin.command("hello")
+    finally:
+        client.close()
+
+
+def mongodb_wait_primary(timeout=60, interval=1, *, host=None, port=None):
+    """
+    Wait until the mongod at ``host:port`` is its replica set's writable PRIMARY (``hello``'s
+    ``isWritablePrimary``), as after ``replSetInitiate`` while the first election runs. Returns
+    ``{me, primary, set, waited}``; raises an error naming what mongod last said once
+    ``timeout`` seconds have passed (``timeout=0``: look once, do not wait).
+
+    ``hello`` needs no login: this works before any user exists.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call webstack.mongodb_wait_primary
+        salt-call webstack.mongodb_wait_primary timeout=120
+    """
+    host, port, _, _ = _mongo_defaults(host, port, None, None)
+    start = time.monotonic()
+    while True:
+        try:
+            hello = _hello(host, port)
+            if hello.get("isWritablePrimary"):
+                return {
+                    "me": hello.get("me"),
+                    "primary": hello.get("primary"),
+                    "set": hello.get("setName"),
+                    "waited": round(time.monotonic() - start, 1),
+                }
+            if hello.get("setName"):
+                last = f"it is not PRIMARY (primary: {hello.get('primary') or 'none elected yet'})"
+            else:
+                last = "its replica set is not initiated"
+        except pymongo.errors.PyMongoError as exc:
+            last = f"no answer ({_mongo_error(exc)})"
+        if time.monotonic() - start >= float(timeout):
+            after = f" after {timeout}s" if float(timeout) > 0 else ""
+            raise CommandExecutionError(
+                f"mongod at {host}:{port} is not the writable PRIMARY{after}: {last}"
+            )
+        time.sleep(float(interval))
+
+
+def _localhost_exception(client):
+    """Whether MongoDB's localhost exception is open (no user exists yet) for ``client``.
+
+    The exception grants an unauthenticated localhost client replSetGetStatus (and createUser on
+    ``admin``), nothing else: replSetGetStatus answering (or saying the set is not initiated)
+    means it is open; Unauthorized, or anything else (a server without it), means closed.
+    """
+    try:
+        client.admin.command("replSetGetStatus")
+    except pymongo.errors.OperationFailure as exc:
+        return exc.code in (_MONGO_NOT_INITIATED, _MONGO_NO_REPLICATION)
+    return True
+
+
+def _mongo_users(func, host, port, username, password):
+    """Run ``func(client, bootstrap)`` logged in as ``username`` (``bootstrap`` False) or, when
+    that login is refused and no user exists yet, through the localhost exception (True)."""
+    host, port, username, password = _mongo_defaults(host, port, username, password)
+    try:
+        if password:
+            client = _mongo_client(host, port, username, password)
+            try:
+                return func(client, False)
+            except pymongo.errors.OperationFailure as exc:
+                if exc.code != _MONGO_AUTH_FAILED:
+                    raise
+            finally:
+                client.close()
+        client = _mongo_client(host, port)
+        try:
+            if not _localhost_exception(client):
+                login = "refused the login as" if password else "got no password for"
+                raise CommandExecutionError(
+                    f"MongoDB at {host}:{port} {login} {username!r} and users exist already "
+                    "(no localhost exception): check pillar webstack:secrets:mongodb_admin_password"
+                )
+            return func(client, True)
+        finally:
+            client.close()
+    except pymongo.errors.PyMongoError as exc:
+        raise CommandExecutionError(f"MongoDB at {host}:{port}: {_mongo_error(exc)}") from exc
+
+
+def _role_docs(roles, database):
+    """``["readWrite", {"role": "root", "db": "admin"}]`` -> role documents, ``database`` by
+    default, sorted by (db, role)."""
+    docs = []
+    for role in roles or []:
+        if isinstance(role, str):
+            docs.append({"role": role, "db": database})
+        elif isinstance(role, dict) and isinstance(role.get("role"), str):
+            docs.append({"role": role["role"], "db": role.get("db") or database})
+        else:
+            raise CommandExecutionError(f"roles: {role!r} is neither a name nor {{role, db}}")
+    return sorted(
+        {(d["db"], d["role"]): d for d in docs}.values(), key=lambda d: (d["db"], d["role"])
+    )
+
+
+def mongodb_user(name, database="admin", *, host=None, port=None, username=None, password=None):
+    """
+    One MongoDB user as ``usersInfo`` shows it: ``{name, database, exists, roles: [{role, db}],
+    bootstrap}``.
+
+    Logs in as ``username`` (default ``admin``) with ``password`` (default pillar
+    ``webstack:secrets:mongodb_admin_password``). Before any user exists that login is refused;
+    MongoDB's localhost exception then allows creating the first user but not ``usersInfo``:
+    the answer is ``exists: False`` with ``bootstrap: True`` (no user exists at all). When the
+    login is refused although users exist, raises an error.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call webstack.mongodb_user admin
+        salt-call webstack.mongodb_user webstack database=webstack
+    """
+
+    def info(client, bootstrap):
+        view = {"name": name, "database": database, "exists": False, "roles": []}
+        view["bootstrap"] = bootstrap
+        if bootstrap:
+            return view
+        reply = client[database].command("usersInfo", {"user": name, "db": database})
+        for user in reply.get("users") or []:
+            if user.get("user") == name and user.get("db", database) == database:
+                view.update(exists=True, roles=_role_docs(user.get("roles"), database))
+        return view
+
+    return _mongo_users(info, host, port, username, password)
+
+
+def mongodb_user_create(
+    name, passwd, roles, database="admin", *, host=None, port=None, username=None, password=None
+):
+    """
+    Create the MongoDB user ``name`` in ``database`` with the password ``passwd`` and ``roles``
+    (role names, granted on ``database``, or ``{role, db}`` documents) with ``createUser``.
+
+    Logs in as ``username``/``password`` (see ``mongodb_user``); before any user exists, through
+    MongoDB's localhost exception, which allows exactly one thing: creating the first user in
+    ``admin`` (so that one must be the user the later logins use). Returns ``{name, database,
+    roles}``; the password is never returned nor logged.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call webstack.mongodb_user_create admin "$PW" '[{"role": "root", "db": "admin"}]'
+        salt-call webstack.mongodb_user_create webstack "$PW" '["readWrite"]' database=webstack
+    """
+    docs = _role_docs(roles, database)
+
+    def create(client, _bootstrap):
+        client[database].command("createUser", name, pwd=passwd, roles=docs)
+        return {"name": name, "database": database, "roles": docs}
+
+    return _mongo_users(create, host, port, username, password)
+
+
+def mongodb_user_update(
+    name,
+    database="admin",
+    *,
+    passwd=None,
+    roles=None,
+    host=None,
+    port=None,
+    username=None,
+    password=None,
+):
+    """
+    Change the password (``passwd``) and/or replace the roles (``roles``, as for
+    ``mongodb_user_create``) of the existing MongoDB user ``name`` with ``updateUser``. Returns
+    what was changed (``password``: True, ``roles``: the new roles); never the password.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call webstack.mongodb_user_update webstack database=webstack roles='["readWrite"]'
+    """
+    fields = {}
+    if passwd is not None:
+        fields["pwd"] = passwd
+    if roles is not None:
+        fields["roles"] = _role_docs(roles, database)
+    if not fields:
+        raise CommandExecutionError("nothing to update: pass passwd and/or roles")
+
+    def update(client, bootstrap):
+        if bootstrap:
+            raise CommandExecutionError(f"no user exists yet: {name}@{database} cannot be updated")
+        client[database].command("updateUser", name, **fields)
+        return {
+            "name": name,
+            "database": database,
+            "password": "pwd" in fields,
+            "roles": fields.get("roles"),
+        }
+
+    return _mongo_users(update, host, port, username, password)
+
+
+def mongodb_login(name, passwd, database="admin", *, host=None, port=None):
+    """
+    Whether MongoDB accepts the login of user ``name`` (of ``database``) with ``passwd``: True,
+    or False when it answers AuthenticationFailed (wrong password or no such user). Any other
+    failure (mongod unreachable...) raises an error.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call webstack.mongodb_login webstack "$PW" database=webstack
+    """
+    host, port, _, _ = _mongo_defaults(host, port, None, None)
+    client = _mongo_client(host, port, name, passwd, auth_source=database)
+    try:
+        client[database].command("ping")
+        return True
+    except pymongo.errors.OperationFailure as exc:
+        if exc.code == _MONGO_AUTH_FAILED:
+            return False
+        raise CommandExecutionError(f"MongoDB at {host}:{port}: {_mongo_error(exc)}") from exc
+    except pymongo.errors.PyMongoError as exc:
+        raise CommandExecutionError(f"MongoDB at {host}:{port}: {_mongo_error(exc)}") from exc
+    finally:
+        client.close()
 
 
 def _mongodb_health():

@@ -3,8 +3,8 @@ Validate the webstack topology and derive every node's view of the cluster from 
 
 The topology file (``topology/*.yaml``) is the only place where node names, addresses and roles are
 written. Everything else (haproxy servers, keepalived priorities and unicast peers, PostgreSQL's
-``pg_hba``, replica-set members, the app's database URI) is derived here, in one place, so that the
-states, the Vagrantfile and the lab cannot disagree.
+``pg_hba``, replica-set members, Patroni/etcd members, the app's database URI) is derived here,
+in one place, so that the states, the Vagrantfile and the lab cannot disagree.
 
 This file is a Salt execution module (``webstack_topology.*``) *and* a stdlib-only Python module
 with a command line, so that tools without Salt (the Vagrantfile, the lab) reuse the same rules::
@@ -38,7 +38,18 @@ DEFAULT_PORTS = {
     "postgresql": 5432,
     "mongodb": 27017,
     "ferretdb": 27017,  # the sidecar, on 127.0.0.1 of each app node
+    # engine ferretdb with >= 3 db nodes (a Patroni cluster), on each db node's own address:
+    "patroni": 8008,  # Patroni's REST API (health, leader, /cluster)
+    "etcd_client": 2379,  # etcd, the DCS Patroni keeps its leader lock in
+    "etcd_peer": 2380,  # etcd members among themselves (raft)
 }
+
+#: Ports that share a db node's address in a Patroni cluster: they must differ.
+CLUSTER_PORTS = ("postgresql", "patroni", "etcd_client", "etcd_peer")
+
+#: Engine ferretdb: 1 db node = a single PostgreSQL; 3 or more = a Patroni cluster on etcd (a
+#: quorum survives the loss of one node). Two cannot: either's loss leaves no majority.
+CLUSTER_MIN_DB_NODES = 3
 
 #: The app refuses shorter keys (app/webstack_app/config.py MIN_SECRET_KEY_LENGTH).
 MIN_APP_SECRET_KEY = 16
@@ -53,11 +64,21 @@ ENGINE_SECRETS = {
     "ferretdb": (),
     "mongodb": ("mongodb_keyfile", "mongodb_admin_password"),
 }
+#: Engine ferretdb with a Patroni cluster only: PostgreSQL's superuser, replication and pg_rewind
+#: roles (Patroni creates them at bootstrap) and the user of Patroni's REST API (its unsafe
+#: endpoints: restart, reload, switchover... need it; reading stays open).
+CLUSTER_SECRETS = (
+    "postgres_superuser_password",
+    "postgres_replication_password",
+    "postgres_rewind_password",
+    "patroni_rest_password",
+)
 
 _NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 _IFACE_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,15}$")
 _REPLSET_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _DBIDENT_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_SCOPE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
 
 
 def __virtual__():
@@ -259,7 +280,49 @@ def _validate_db(topology, errors):
     return engine
 
 
-def _validate_secrets(engine, secrets, errors):
+def _db_nodes(nodes):
+    return [n for n in nodes if isinstance(n.get("roles"), list) and "db" in n["roles"]]
+
+
+def _is_cluster(engine, nodes):
+    """Engine ferretdb on 3 or more db nodes: PostgreSQL under Patroni, etcd as its DCS."""
+    return engine == "ferretdb" and len(_db_nodes(nodes)) >= CLUSTER_MIN_DB_NODES
+
+
+def _validate_cluster(topology, engine, nodes, errors):
+    """Engine ferretdb: 1 db node or a quorum-capable cluster; a cluster's ports must not collide."""
+    count = len(_db_nodes(nodes))
+    if engine == "ferretdb" and 1 < count < CLUSTER_MIN_DB_NODES:
+        errors.append(
+            f"nodes: {count} db nodes with engine ferretdb; use 1 (single PostgreSQL) or "
+            f">= {CLUSTER_MIN_DB_NODES} (Patroni cluster with etcd quorum): with {count}, "
+            "the loss of one leaves no majority to elect a new primary"
+        )
+    if not _is_cluster(engine, nodes):
+        return
+    name = topology.get("name", "webstack")
+    if not (isinstance(name, str) and _SCOPE_RE.match(name)):
+        errors.append(
+            f"name: {name!r} names the Patroni cluster (its scope) with {count} db nodes: "
+            "letters, digits, '-' and '_', at most 63"
+        )
+    ports = topology.get("ports") or {}
+    if isinstance(ports, dict):
+        seen = {}
+        for key in CLUSTER_PORTS:
+            value = ports.get(key, DEFAULT_PORTS[key])
+            if isinstance(value, bool) or not isinstance(value, int):
+                continue  # reported by the port checks
+            if value in seen:
+                errors.append(
+                    f"ports.{key}: {value!r} is also ports.{seen[value]} "
+                    "(both listen on each db node's address)"
+                )
+            else:
+                seen[value] = key
+
+
+def _validate_secrets(engine, secrets, errors, cluster=False):
     if secrets is None:
         return
     if not isinstance(secrets, dict):
@@ -267,7 +330,8 @@ def _validate_secrets(engine, secrets, errors):
             "webstack:secrets: must be a mapping (see pillar/webstack_secrets.sls.example)"
         )
         return
-    for key in REQUIRED_SECRETS + ENGINE_SECRETS.get(engine, ()):
+    required = REQUIRED_SECRETS + ENGINE_SECRETS.get(engine, ())
+    for key in required + (CLUSTER_SECRETS if cluster else ()):
         value = secrets.get(key)
         if not isinstance(value, str) or not value.strip():
             errors.append(
@@ -376,7 +440,8 @@ def _errors(topology, secrets=None, lookup=None):
             f"nodes: {len(lbs)} lb nodes is more than derived priorities allow; "
             "set 'priority' on each"
         )
-    _validate_secrets(engine, secrets, errors)
+    _validate_cluster(topology, engine, nodes, errors)
+    _validate_secrets(engine, secrets, errors, cluster=_is_cluster(engine, nodes))
     _validate_lookup(engine, lookup, errors)
     return errors
 
@@ -388,7 +453,9 @@ def _errors(topology, secrets=None, lookup=None):
 
 def derive(topology=None):
     """
-    Derive the whole cluster's view from a topology: roles, VRRP priorities and peers, ports.
+    Derive the whole cluster's view from a topology: roles, VRRP priorities and peers, ports,
+    and for engine ferretdb on 3+ db nodes (``db.cluster`` true) the Patroni/etcd cluster
+    (``db_cluster``: scope, members, etcd's initial cluster and hosts; None otherwise).
 
     Raises an error listing every problem when the topology is invalid (secrets are not checked).
 
@@ -417,8 +484,12 @@ def derive(topology=None):
     db.setdefault("replica_set", "rs0")
     db.setdefault("name", "webstack")
     db.setdefault("user", "webstack")
+    db_nodes = [n for n in nodes if "db" in n["roles"]]
+    ports = {**DEFAULT_PORTS, **(topology.get("ports") or {})}
+    name = topology.get("name", "webstack")
+    db["cluster"] = _is_cluster(db["engine"], nodes)
     return {
-        "name": topology.get("name", "webstack"),
+        "name": name,
         "master": (topology.get("master") or {}).get("address"),
         "network": {
             "cidr": str(subnet),
@@ -433,11 +504,40 @@ def derive(topology=None):
         },
         "vrrp_profile": (topology.get("vrrp") or {}).get("profile", "default"),
         "db": db,
-        "ports": {**DEFAULT_PORTS, **(topology.get("ports") or {})},
+        "ports": ports,
         "nodes": nodes,
         "lb": lbs,
         "app": [n for n in nodes if "app" in n["roles"]],
-        "db_nodes": [n for n in nodes if "db" in n["roles"]],
+        "db_nodes": db_nodes,
+        "db_cluster": _db_cluster(name, db_nodes, ports) if db["cluster"] else None,
+    }
+
+
+def _db_cluster(name, db_nodes, ports):
+    """
+    What Patroni and etcd need, in topology order: the Patroni scope (the topology's name), one
+    member per db node (Patroni name = etcd name = node name; its REST API, PostgreSQL and etcd
+    URLs on the node's address), etcd's ``initial-cluster`` and the etcd hosts Patroni talks to.
+    """
+    members = [
+        {
+            "name": n["name"],
+            "address": n["address"],
+            "postgresql": f"{n['address']}:{ports['postgresql']}",
+            "patroni_api": f"{n['address']}:{ports['patroni']}",
+            "patroni_url": f"http://{n['address']}:{ports['patroni']}",
+            "etcd_client_url": f"http://{n['address']}:{ports['etcd_client']}",
+            "etcd_peer_url": f"http://{n['address']}:{ports['etcd_peer']}",
+        }
+        for n in db_nodes
+    ]
+    return {
+        "scope": name,
+        "members": members,
+        "etcd_hosts": [f"{n['address']}:{ports['etcd_client']}" for n in db_nodes],
+        "etcd_initial_cluster": ",".join(f"{m['name']}={m['etcd_peer_url']}" for m in members),
+        # Distinguishes this cluster's etcd members from any other cluster's on the same network.
+        "etcd_token": f"{name}-etcd",
     }
 
 
@@ -445,7 +545,8 @@ def node(name=None, topology=None):
     """
     This minion's view of the cluster: the derived cluster plus ``self`` (its own entry, with
     ``roles`` empty when the minion is not in the topology) and, for an lb, its VRRP ``priority``
-    and unicast ``peers`` (the other lbs).
+    and unicast ``peers`` (the other lbs); with a db cluster, ``db_member`` (this db node's
+    Patroni/etcd member entry, None on other nodes).
 
     On an invalid topology, returns ``{"valid": False, "errors": [...], "roles": []}`` rather than
     raising, so that templates can render only the validation state and let it fail clearly.
@@ -471,6 +572,10 @@ def node(name=None, topology=None):
     if lb is not None:
         view["priority"] = lb["priority"]
         view["peers"] = [n["address"] for n in cluster["lb"] if n["name"] != name]
+    if cluster["db_cluster"]:
+        members = cluster["db_cluster"]["members"]
+        # This db node's own member entry (Patroni/etcd name, URLs on its address), else None.
+        view["db_member"] = next((m for m in members if m["name"] == name), None)
     return view
 
 
@@ -502,8 +607,14 @@ def _load(path):
             sys.exit(
                 f"{path}: PyYAML is not installed; pass the topology as JSON ('-' reads stdin)"
             )
-        return yaml.safe_load(text)
-    return json.loads(text)
+        try:
+            return yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            sys.exit(f"{path}: not valid YAML: {exc}")
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        sys.exit(f"{path}: not valid JSON: {exc}")
 
 
 def main(argv=None):

@@ -123,6 +123,19 @@ def _judge_vip(answers, problems, warnings):
         problems.append(f"split brain: {address} is held by {', '.join(owners)}")
     elif owners[0] not in lbs:
         problems.append(f"{address} is held by {owners[0]}, which is not an lb (no haproxy there)")
+    else:
+        # One owner answered, but another host answers ARP for the VIP too: a holder that cannot
+        # answer Salt (frozen, cut off) and still has the address.
+        hidden = [
+            other.get("node") or f"an unknown host ({other.get('mac')})"
+            for other in nodes[owners[0]].get("others") or []
+        ]
+        if hidden:
+            owners = sorted({owners[0], *hidden})
+            problems.append(
+                f"split brain: {address} is held by {', '.join(owners)} "
+                f"({', '.join(hidden)} answer ARP for it, not Salt)"
+            )
     for minion, view in sorted(nodes.items()):
         if view.get("error"):
             warnings.append(f"{minion}: vip_owner: {view['error']}")
@@ -132,7 +145,10 @@ def _judge_vip(answers, problems, warnings):
         "address": address,
         "owners": owners,
         "nodes": {
-            m: {k: v.get(k) for k in ("owner", "vrrp_state", "priority", "interface", "consistent")}
+            m: {
+                k: v.get(k)
+                for k in ("owner", "vrrp_state", "priority", "interface", "consistent", "others")
+            }
             for m, v in nodes.items()
         },
     }

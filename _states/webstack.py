@@ -5,6 +5,8 @@ States for the live parts of a webstack cluster.
   runtime API; the server-state file is rewritten so that the state survives a reload.
 - ``webstack.replset``: the MongoDB replica set initiated with the topology's db nodes, and any
   missing member added, one reconfiguration at a time.
+- ``webstack.mongodb_user``: a MongoDB user with exactly its roles and a password that logs in;
+  the first one (the admin) is created through MongoDB's localhost exception.
 
 .. code-block:: yaml
 
@@ -16,6 +18,12 @@ States for the live parts of a webstack cluster.
     replica set:
       webstack.replset:
         - name: rs0
+
+    admin user:
+      webstack.mongodb_user:
+        - name: admin
+        - passwd_pillar: webstack:secrets:mongodb_admin_password
+        - roles: [{role: root, db: admin}]
 """
 
 from salt.exceptions import CommandExecutionError
@@ -135,7 +143,8 @@ def replset(name, members=None, *, host=None, port=None, username=None, password
 
     Not initiated: ``replSetInitiate`` with every member. Initiated: each missing member is
     added with its own ``replSetReconfig`` (one at a time, on the PRIMARY). Members that are not
-    in the list are reported, never removed.
+    in the list are reported, never removed. With ``test=True`` and no mongod answering yet (not
+    installed or not started), says what a real run would do instead of failing.
     """
     conn = {"host": host, "port": port, "username": username, "password": password}
     return _run(name, _replset, name, members, conn, engine)
@@ -149,7 +158,17 @@ def _replset(name, members, conn, engine):
     members = list(members) if members is not None else _members_from_topology(node)
     if not members:
         raise CommandExecutionError("no members: the topology has no db node (webstack:topology)")
-    current = __salt__["webstack.mongodb_replset"](**conn)
+    try:
+        current = __salt__["webstack.mongodb_replset"](**conn)
+    except CommandExecutionError as exc:
+        if not __opts__["test"]:
+            raise
+        # test=True before mongod is installed or started: say what a real run would do.
+        comment = (
+            f"replica set {name} would be initiated with {', '.join(members)} (or its missing "
+            f"members added) once mongod answers: {exc}"
+        )
+        return None, {}, comment
     if not current["initiated"]:
         return _initiate(name, members, conn)
     if current["name"] != name:
@@ -205,3 +224,152 @@ def _initiate(name, members, conn):
     except CommandExecutionError as exc:
         raise CommandExecutionError(f"replSetInitiate {name} failed: {exc}") from exc
     return True, changes, f"replica set {name} initiated with {', '.join(members)}"
+
+
+def _pillar(key):
+    # __pillar__ directly: in Salt 3008 pillar.get masks secrets inside modules.
+    data = __pillar__
+    for part in key.split(":"):
+        if not hasattr(data, "get"):
+            return None
+        data = data.get(part)
+    return data
+
+
+def _role_list(roles, database):
+    """Role names (granted on ``database``) or ``{role, db}`` -> sorted ``{role, db}`` documents."""
+    docs = {}
+    for role in roles or []:
+        doc = {"role": role} if isinstance(role, str) else role
+        if not isinstance(doc, dict) or not isinstance(doc.get("role"), str):
+            raise CommandExecutionError(f"roles: {role!r} is neither a name nor {{role, db}}")
+        db = doc.get("db") or database
+        docs[(db, doc["role"])] = {"role": doc["role"], "db": db}
+    return [docs[key] for key in sorted(docs)]
+
+
+def _show_roles(roles):
+    return ", ".join(f"{r['role']}@{r['db']}" for r in roles) or "no role"
+
+
+def mongodb_user(
+    name,
+    passwd=None,
+    roles=None,
+    database="admin",
+    *,
+    passwd_pillar=None,
+    host=None,
+    port=None,
+    username=None,
+    password=None,
+    wait=60,
+):
+    """
+    The MongoDB user ``name`` of ``database`` exists with exactly ``roles`` and logs in with
+    its password.
+
+    name
+        The user.
+    passwd, passwd_pillar
+        Its password, or the pillar key that holds it (keeps it out of the rendered SLS and the
+        low data). Never shown in the state's output.
+    roles
+        Role names (granted on ``database``) or ``{role, db}`` documents; replaced as a whole
+        when they differ (``updateUser``).
+    database
+        The user's authentication database (default ``admin``).
+    host, port, username, password
+        Where and how to connect (see ``webstack.replset``). Before any user exists, the first
+        one is created through MongoDB's localhost exception: it must be ``username`` in
+        ``admin``, the user every later login uses.
+    wait
+        Seconds to wait for the local mongod to become the writable PRIMARY (users are written
+        on the PRIMARY; the first election takes a few seconds after ``replSetInitiate``).
+
+    A missing user is created. An existing one is left alone when its roles match and a login
+    with the password succeeds; otherwise its roles and/or its password are reset. With
+    ``test=True``, reports what would change (nothing is written).
+
+    .. code-block:: yaml
+
+        app user:
+          webstack.mongodb_user:
+            - name: webstack
+            - database: webstack
+            - passwd_pillar: webstack:secrets:db_password
+            - roles: [readWrite]
+    """
+    conn = {"host": host, "port": port, "username": username, "password": password}
+    return _run(
+        name, _mongodb_user, name, passwd, passwd_pillar, roles, database, conn=conn, wait=wait
+    )
+
+
+def _user_password(passwd, passwd_pillar):
+    if passwd is None and passwd_pillar:
+        passwd = _pillar(passwd_pillar)
+        where = f"pillar {passwd_pillar}"
+    else:
+        where = "passwd"
+    if not isinstance(passwd, str) or not passwd:
+        raise CommandExecutionError(f"no password: {where} is missing or empty")
+    return passwd
+
+
+def _mongodb_user(name, passwd, passwd_pillar, roles, database, *, conn, wait):
+    passwd = _user_password(passwd, passwd_pillar)
+    roles = _role_list(roles, database)
+    who = f"{name}@{database}"
+    test = __opts__["test"]
+    try:
+        __salt__["webstack.mongodb_wait_primary"](
+            timeout=0 if test else wait, host=conn["host"], port=conn["port"]
+        )
+    except CommandExecutionError as exc:
+        if not test:
+            raise
+        return None, {}, f"user {who} ({_show_roles(roles)}) would be ensured on the PRIMARY: {exc}"
+    current = __salt__["webstack.mongodb_user"](name, database, **conn)
+    if not current["exists"]:
+        return _create_user(name, passwd, roles, database, current=current, conn=conn)
+    changes = {}
+    if current["roles"] != roles:
+        changes["roles"] = {"old": current["roles"], "new": roles}
+    login = __salt__["webstack.mongodb_login"](
+        name, passwd, database, host=conn["host"], port=conn["port"]
+    )
+    if not login:
+        changes["password"] = {"old": "refused", "new": "reset"}
+    what = " and ".join(k for k in ("roles", "password") if k in changes)
+    if not changes:
+        return True, {}, f"user {who} exists with {_show_roles(roles)}; its password logs in"
+    if test:
+        return None, changes, f"user {who}: {what} would be reset"
+    __salt__["webstack.mongodb_user_update"](
+        name,
+        database,
+        passwd=passwd if "password" in changes else None,
+        roles=roles if "roles" in changes else None,
+        **conn,
+    )
+    return True, changes, f"user {who}: {what} reset"
+
+
+def _create_user(name, passwd, roles, database, *, current, conn):
+    who = f"{name}@{database}"
+    login = conn["username"] or "admin"
+    changes = {"user": {"old": None, "new": {"name": name, "database": database, "roles": roles}}}
+    if current.get("bootstrap") and (name, database) != (login, "admin"):
+        # The localhost exception lets exactly one user in: the one every later login uses.
+        if __opts__["test"]:
+            return None, changes, f"user {who} would be created once {login}@admin exists"
+        raise CommandExecutionError(
+            f"no MongoDB user exists yet, and {who} is not the one the states log in as "
+            f"({login}@admin): create that one first (the localhost exception allows one user)"
+        )
+    how = " through the localhost exception" if current.get("bootstrap") else ""
+    if __opts__["test"]:
+        return None, changes, f"user {who} would be created{how} with {_show_roles(roles)}"
+    __salt__["webstack.mongodb_user_create"](name, passwd, roles, database, **conn)
+    return True, changes, f"user {who} created{how} with {_show_roles(roles)}"

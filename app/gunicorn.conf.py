@@ -70,5 +70,5 @@ def on_starting(server):
         # Forget the app's modules again: workers must import them themselves, so that a HUP
         # after a deploy boots workers on the new code (they fork from this master, and would
         # otherwise inherit the modules it imported here, whatever is on disk by then).
-        for name in [m for m in sys.modules if m == "webstack_app" or m.startswith("webstack_app.")]:
+        for name in [m for m in sys.modules if m.partition(".")[0] == "webstack_app"]:
             del sys.modules[name]

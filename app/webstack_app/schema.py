@@ -1,5 +1,5 @@
 """
-``python -m webstack_app.schema``: create the collections the app uses, before it serves.
+``python -m webstack_app.schema [--wait SECONDS]``: create the app's collections before it serves.
 
 Why it exists: FerretDB v1 reads the collection list from PostgreSQL once per process and then
 trusts its in-memory copy. A collection created through one app node's FerretDB sidecar stays
@@ -28,6 +28,8 @@ STALE = 3
 #: A sidecar restarted a moment ago may need a few seconds before it accepts connections.
 CONNECT_SECONDS = 20
 _NAMESPACE_EXISTS = 48
+#: Seconds to wait for the database on a first deploy (the db node converges at the same time).
+DEFAULT_WAIT = 300
 
 
 def ensure(db, names=COLLECTIONS):
@@ -57,7 +59,28 @@ def _stateful(changed, comment):
     return f'changed={"yes" if changed else "no"} comment="{comment}"'
 
 
-def main():
+def _ensure_when_reachable(db, wait):
+    """:func:`ensure`, retried while the database cannot be used yet (at most ``wait`` seconds).
+
+    On a first deploy every node converges at once: the app nodes can get here before the db node
+    has PostgreSQL (or the app's role) ready. A stale view is not retried: waiting cannot fix it.
+    """
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            return ensure(db)
+        except StaleView:
+            raise
+        except PyMongoError as exc:
+            if time.monotonic() >= deadline:
+                raise
+            print(f"waiting for the database: {type(exc).__name__}", file=sys.stderr, flush=True)
+            time.sleep(2)
+
+
+def main(argv=None):
+    args = sys.argv[1:] if argv is None else argv
+    wait = int(args[args.index("--wait") + 1]) if "--wait" in args else DEFAULT_WAIT
     try:
         settings = load_settings()
     except ConfigError as exc:
@@ -72,18 +95,19 @@ def main():
     )
     started = time.monotonic()
     try:
-        created = ensure(client[settings.db_name])
+        created = _ensure_when_reachable(client[settings.db_name], wait)
     except StaleView as exc:
         print(_stateful(False, f"stale view: {exc}"))
         return STALE
     except PyMongoError as exc:
-        print(f"database: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"database not usable after {wait}s: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     finally:
         client.close()
     seconds = time.monotonic() - started
     if created:
-        print(_stateful(True, f"created {', '.join(created)} in {settings.db_name} ({seconds:.1f}s)"))
+        names = ", ".join(created)
+        print(_stateful(True, f"created {names} in {settings.db_name} ({seconds:.1f}s)"))
     else:
         print(_stateful(False, f"{', '.join(COLLECTIONS)} present in {settings.db_name}"))
     return 0

@@ -1,41 +1,26 @@
 """The lab's containers: the salt-master (repo and site dir mounted read-only), one per node."""
 
-import json
 import secrets
 
-from . import lxc, net
+from . import lxc, net, pki
 from .config import MASTER_NAME, REPO, SITE, digest
-from .run import say, wait_for, warn
+from .run import say, sh, wait_for, warn
 
-# JSON is YAML: Salt reads these as it reads any config file.
-MASTER_CONF = "/etc/salt/master.d/lab.conf"
-MINION_CONF = "/etc/salt/minion.d/lab.conf"
-
-
-def master_config(lab):
-    return {
-        "interface": lab.master.address,
-        "auto_accept": False,
-        "file_roots": {"base": ["/srv/webstack/salt", "/srv/webstack-site/files"]},
-        "pillar_roots": {"base": ["/srv/webstack/pillar", "/srv/webstack-site"]},
-        "runner_dirs": ["/srv/webstack/_runners"],
-        "worker_threads": 4,
-        "timeout": 15,
-        "gather_job_timeout": 30,
-        "log_level_logfile": "info",
-    }
+#: The Salt side of a container (config drop-in, preseeded keys) is written by the scripts the
+#: Vagrant VMs run (``--root`` = the container's overlay upper dir, before its first start).
+CONFIGURE_MASTER = REPO / "bootstrap" / "configure-master"
+CONFIGURE_MINION = REPO / "bootstrap" / "configure-minion"
 
 
-def minion_config(lab, node):
-    return {
-        "id": node.name,
-        "master": lab.master.address,
-        "enable_fqdns_grains": False,
-        "acceptance_wait_time": 2,
-        "acceptance_wait_time_max": 5,
-        "random_reauth_delay": 0,
-        "log_level_logfile": "info",
-    }
+def configure_command(lab, node, minions=()):
+    """The bootstrap script and its arguments that set up ``node``'s salt-master or salt-minion.
+
+    ``minions``: the ids the master accepts (their public keys are preseeded, no auto-accept).
+    """
+    if node.name == MASTER_NAME:
+        accept = [arg for minion in minions for arg in ("--accept", minion)]
+        return [CONFIGURE_MASTER, "--interface", lab.master.address, *accept]
+    return [CONFIGURE_MINION, "--id", node.name, "--master", lab.master.address]
 
 
 def _hosts(lab):
@@ -49,40 +34,33 @@ def _seed(lab, node, pairs):
 
     ``pairs`` has every minion's key pair and the master's own (under the master's name): the
     master's key is preseeded too, so a recreated master keeps the identity its minions cached.
+    The key files themselves are read by the bootstrap scripts from :data:`pki.KEYS`.
     """
     name = node.name
-    master_pem, master_pub = pairs[MASTER_NAME]
     lxc.put(name, "etc/machine-id", secrets.token_hex(16) + "\n", 0o444)
     lxc.put(name, "etc/hostname", name + "\n")
     lxc.put(name, "etc/hosts", _hosts(lab))
     lxc.put(name, "etc/apt/apt.conf.d/01lab-proxy", f'Acquire::http::Proxy "{lab.proxy_url}";\n')
+    command = configure_command(lab, node, _minions(pairs))
+    sh([*command, "--root", lxc.delta(name), "--keys", pki.KEYS], quiet=True)
     if name == MASTER_NAME:
-        lxc.put(name, MASTER_CONF, json.dumps(master_config(lab), indent=2))
+        # The template has both units and enables the minion: the master runs only salt-master.
         lxc.symlink(name, "etc/systemd/system/salt-minion.service", "/dev/null")
         lxc.symlink(
             name,
             "etc/systemd/system/multi-user.target.wants/salt-master.service",
             "/usr/lib/systemd/system/salt-master.service",
         )
-        lxc.put(name, "etc/salt/pki/master/master.pem", master_pem, 0o400)
-        lxc.put(name, "etc/salt/pki/master/master.pub", master_pub)
-        for minion, (_, pub) in _minions(pairs).items():
-            lxc.put(name, f"etc/salt/pki/master/minions/{minion}", pub)
-    else:
-        pem, pub = pairs[name]
-        lxc.put(name, MINION_CONF, json.dumps(minion_config(lab, node), indent=2))
-        lxc.put(name, "etc/salt/pki/minion/minion.pem", pem, 0o400)
-        lxc.put(name, "etc/salt/pki/minion/minion.pub", pub)
-        lxc.put(name, "etc/salt/pki/minion/minion_master.pub", master_pub)
 
 
 def _seed_marker(lab, node):
     """A line for the LXC config naming what `_seed` wrote: a changed Salt config recreates a node.
 
-    (/etc/hosts is left out: a node added to the topology does not recreate every other node.)
+    (/etc/hosts is left out: a node added to the topology does not recreate every other node;
+    so are the accepted minions, which `sync_master_keys` keeps current on a running master.)
     """
-    seed = master_config(lab) if node.name == MASTER_NAME else minion_config(lab, node)
-    return f"# lab seed: {digest(json.dumps(seed, sort_keys=True), lab.proxy_url)}\n"
+    script, *args = configure_command(lab, node)
+    return f"# lab seed: {digest(script, ' '.join(args), lab.proxy_url)}\n"
 
 
 def _minions(pairs):

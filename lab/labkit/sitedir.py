@@ -18,6 +18,11 @@ SECRET_KEYS = (
     "db_password",
     "mongodb_keyfile",
     "mongodb_admin_password",
+    # engine ferretdb with 3+ db nodes (Patroni cluster); harmless for the other topologies.
+    "postgres_superuser_password",
+    "postgres_replication_password",
+    "postgres_rewind_password",
+    "patroni_rest_password",
 )
 
 

@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 
 from . import proxy
-from .config import CACHE, LXCPATH, SUITE, digest
+from .config import CACHE, LXCPATH, REPO, SUITE, digest
 from .run import say, sh
 
 PACKAGES = (
@@ -28,36 +28,15 @@ PACKAGES = (
 )
 #: Units that would only compete with Salt for the dpkg lock or do nothing useful in a container.
 MASKED = ("apt-daily.timer", "apt-daily-upgrade.timer", "e2scrub_all.timer", "fstrim.timer")
-SALT_BINARIES = (
-    "salt",
-    "salt-call",
-    "salt-cp",
-    "salt-key",
-    "salt-master",
-    "salt-minion",
-    "salt-run",
-)
-
-UNIT = """[Unit]
-Description=The Salt {what} (webstack lab)
-After=network.target
-
-[Service]
-Type=simple
-KillMode=process
-LimitNOFILE={nofile}
-ExecStart=/opt/salt/bin/salt-{what_lower}
-Restart=on-failure
-RestartSec=2
-
-[Install]
-WantedBy=multi-user.target
-"""
+#: Salt itself (venv, units, /etc/salt) is installed by the script the Vagrant VMs share.
+INSTALL_SALT = REPO / "bootstrap" / "install-salt"
 
 
 def path(wheels):
     archive, security = proxy.host_mirrors()
-    key = digest(Path(__file__), wheels.name, SUITE, archive, security, " ".join(PACKAGES))
+    key = digest(
+        Path(__file__), INSTALL_SALT, wheels.name, SUITE, archive, security, " ".join(PACKAGES)
+    )
     return CACHE / f"lab-template-{key}"
 
 
@@ -133,51 +112,13 @@ def _configure(rootfs):
         link = rootfs / "etc/systemd/system" / unit
         link.unlink(missing_ok=True)
         link.symlink_to("/dev/null")
-    for what, nofile in (("Master", 100000), ("Minion", 8192)):
-        _write(
-            rootfs,
-            f"usr/lib/systemd/system/salt-{what.lower()}.service",
-            UNIT.format(what=what, what_lower=what.lower(), nofile=nofile),
-        )
-    wants = rootfs / "etc/systemd/system/multi-user.target.wants"
-    wants.mkdir(parents=True, exist_ok=True)
-    (wants / "salt-minion.service").symlink_to("/usr/lib/systemd/system/salt-minion.service")
-    for sub in ("minion.d", "master.d", "pki/minion", "pki/master/minions"):
-        (rootfs / "etc/salt" / sub).mkdir(parents=True, exist_ok=True)
 
 
 def _install_salt(rootfs, wheels):
-    staged = rootfs / "tmp" / "wheels"
-    shutil.copytree(wheels, staged)
-    sh(["mount", "-t", "proc", "proc", rootfs / "proc"])
-    try:
-        sh(["chroot", rootfs, "/usr/bin/python3", "-m", "venv", "/opt/salt"], clean=True)
-        sh(
-            [
-                "chroot",
-                rootfs,
-                "/opt/salt/bin/pip",
-                "install",
-                "-q",
-                "--no-index",
-                "--no-cache-dir",
-                "--disable-pip-version-check",
-                "--find-links",
-                "/tmp/wheels",  # noqa: S108 - inside the chroot being built
-                "-r",
-                "/tmp/wheels/requirements.txt",  # noqa: S108
-            ],
-            clean=True,
-        )
-        sh(["chroot", rootfs, "/opt/salt/bin/salt-call", "--version"], quiet=True, clean=True)
-        sh(["chroot", rootfs, "apt-get", "clean"], clean=True)
-    finally:
-        _umount_all(rootfs)
-    shutil.rmtree(staged)
-    for binary in SALT_BINARIES:
-        link = rootfs / "usr/local/bin" / binary
-        link.unlink(missing_ok=True)
-        link.symlink_to(f"/opt/salt/bin/{binary}")
+    """bootstrap/install-salt's wheelhouse mode: venv /opt/salt from the wheelhouse (offline),
+    /usr/local/bin/salt-* links, salt-master/salt-minion units (minion enabled), /etc/salt dirs."""
+    sh([INSTALL_SALT, "--root", rootfs, "wheelhouse", wheels], clean=True, quiet=True)
+    sh(["chroot", rootfs, "apt-get", "clean"], clean=True)
 
 
 def _umount_all(rootfs):

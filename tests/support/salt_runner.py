@@ -3,6 +3,7 @@ Run the state tree for one site in a process of its own and print the result as 
 
 Usage: python salt_runner.py MINION_CONFIG render
        python salt_runner.py MINION_CONFIG apply MINION_ID [SLS] [--no-test]
+       python salt_runner.py MINION_CONFIG lowstate MINION_ID
 
 Salt's loader keeps module globals (``__grains__``, ``__pillar__``) per process, so each site
 (topology) is rendered in its own process; within it, one ``Loaders`` serves every minion id by
@@ -79,12 +80,23 @@ def apply(loaders, minion_id, sls=None, test=True):
     }
 
 
+def lowstate(loaders, minion_id):
+    """{state id: low chunk} of the minion's highstate (the arguments each state gets)."""
+    become(loaders, minion_id)
+    low = loaders.modules.state.show_lowstate()
+    if not isinstance(low, list):
+        raise SystemExit(f"{minion_id}: show_lowstate failed: {low}")
+    return {chunk["__id__"]: chunk for chunk in low}
+
+
 def main(argv):
     config, command, *rest = argv
     loaders = loaders_for(config)
     if command == "render":
         nodes = json.loads(rest[0])
         result = render(loaders, nodes)
+    elif command == "lowstate":
+        result = lowstate(loaders, rest[0])
     else:
         test = "--no-test" not in rest
         rest = [r for r in rest if r != "--no-test"]

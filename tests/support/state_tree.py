@@ -23,6 +23,11 @@ SECRETS = {
     "db_password": "db/Pw:@1",
     "mongodb_keyfile": "c2VjcmV0a2V5ZmlsZWNvbnRlbnRzZm9ydGVzdHM=",
     "mongodb_admin_password": "admin-Pw-1",
+    # engine ferretdb with 3+ db nodes (Patroni cluster): YAML-hostile characters on purpose.
+    "postgres_superuser_password": "su-Pw: #1 'x'",
+    "postgres_replication_password": 'repl-Pw-"2"',
+    "postgres_rewind_password": "rewind-Pw-3 {}",
+    "patroni_rest_password": "rest-Pw-4&<>",
 }
 
 

@@ -1,9 +1,17 @@
 {%- set tplroot = tpldir.split('/')[0] %}
 {%- from tplroot ~ '/map.jinja' import webstack with context %}
-# Database node: PostgreSQL behind the FerretDB sidecars (engine ferretdb), or a mongod
-# replica-set member (engine mongodb).
+# Database node. Engine ferretdb: PostgreSQL behind the FerretDB sidecars, a single one for one db
+# node, a Patroni cluster on etcd (automatic failover) for three or more. Engine mongodb: a mongod
+# replica-set member.
 include:
   - {{ tplroot }}.common
 {%- if webstack.valid %}
-  - .{{ 'postgresql' if webstack.node.db.engine == 'ferretdb' else 'mongodb' }}
+  {%- if webstack.node.db.engine == 'mongodb' %}
+  - .mongodb
+  {%- elif webstack.node.db.cluster %}
+  - .etcd
+  - .patroni
+  {%- else %}
+  - .postgresql
+  {%- endif %}
 {%- endif %}

@@ -2,6 +2,7 @@
 {%- from tplroot ~ '/map.jinja' import webstack with context %}
 {%- set mongodb = webstack.mongodb %}
 {%- set node = webstack.node %}
+{%- set db = node.db %}
 
 {#- MongoDB's official packages (not in Debian). The repository and its key come from the map so a
     mirror can be set in pillar (webstack:lookup:mongodb). #}
@@ -51,3 +52,44 @@ db-mongodb-service-running:
     - watch:
       - file: db-mongodb-config-file-managed
       - file: db-mongodb-keyfile-file-managed
+
+{#- One node configures the set: the FIRST db node of the topology initiates it (with every db node,
+    in topology order) and adds any member missing later; the others only run mongod and are
+    brought in by it. Two nodes reconfiguring concurrently would race (replSetReconfig on
+    different versions, or two nodes initiating two sets), so no other node tries. #}
+{%- if node.db_nodes and node.db_nodes[0].name == node.name %}
+{%- set members = [] %}
+{%- for member in node.db_nodes %}
+{%-   do members.append(member.address ~ ':' ~ node.ports.mongodb) %}
+{%- endfor %}
+
+db-mongodb-replset-webstack-replset:
+  webstack.replset:
+    - name: {{ db.replica_set }}
+    - members: {{ members | tojson }}
+    - require:
+      - service: db-mongodb-service-running
+
+{#- Users, once the set is initiated and this node is its PRIMARY (the states wait for the first
+    election). The admin user comes first, through MongoDB's localhost exception (no user exists
+    yet); every later login, the app user's creation included, uses it. Passwords stay in pillar
+    (passwd_pillar): they are neither in the rendered SLS nor in the state's output. #}
+db-mongodb-admin_user-webstack-mongodb_user:
+  webstack.mongodb_user:
+    - name: admin
+    - database: admin
+    - passwd_pillar: webstack:secrets:mongodb_admin_password
+    - roles: [{role: root, db: admin}]
+    - require:
+      - webstack: db-mongodb-replset-webstack-replset
+
+{#- The app's user, as the app's URI names it (libs.jinja app_db_uri: db.user, authSource=db.name). #}
+db-mongodb-app_user-webstack-mongodb_user:
+  webstack.mongodb_user:
+    - name: {{ db.user }}
+    - database: {{ db.name }}
+    - passwd_pillar: webstack:secrets:db_password
+    - roles: {{ [{'role': 'readWrite', 'db': db.name}] | tojson }}
+    - require:
+      - webstack: db-mongodb-admin_user-webstack-mongodb_user
+{%- endif %}

@@ -4,6 +4,7 @@ its admin socket in a temp dir and two HTTP backends on loopback; two keepalived
 network namespaces joined by a veth pair, recording their state with keepalived-notify.
 """
 
+import json
 import time
 
 import pytest
@@ -166,3 +167,24 @@ def test_vrrp_lab_removes_its_namespaces_when_a_test_fails(tmp_path):
             raise RuntimeError("boom")
     assert not names & harness.namespaces()
     assert all(node["proc"].poll() is not None for node in lab.nodes)
+
+
+@pytest.mark.skipif(bool(harness.missing_programs("arping")), reason="needs iputils-arping")
+def test_vip_owner_sees_a_second_holder_on_the_wire(loaders, vrrp_lab):
+    """A peer that keeps the VIP without speaking VRRP (frozen, cut off) shows up in ARP."""
+    vrrp_lab.start_all()
+    master = vrrp_lab.wait_master(timeout=10)
+    backup = next(node for node in vrrp_lab.nodes if node is not master)
+    alone = vip_owner(loaders, vrrp_lab, master)
+    assert alone["owner"] is True and alone["others"] == [], alone
+    assert alone["consistent"] is True
+
+    harness._ip(
+        "-n", backup["netns"], "addr", "add", f"{vrrp_lab.vip}/24", "dev", backup["interface"]
+    )
+    link = harness._ip("-n", backup["netns"], "-j", "link", "show", "dev", backup["interface"])
+    backup_mac = json.loads(link.stdout)[0]["address"]
+    split = vip_owner(loaders, vrrp_lab, master)
+    assert [other["mac"] for other in split["others"]] == [backup_mac], split
+    assert split["consistent"] is False
+    assert "SPLIT BRAIN" in split["comment"]

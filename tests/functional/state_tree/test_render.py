@@ -7,8 +7,9 @@ database URI, and that no rendered file holds an address the topology does not n
 import json
 import re
 
+import pymongo
 import pytest
-from support.state_tree import make_topology
+from support.state_tree import SECRETS, make_topology
 
 SIZES = [1, 2, 3, 5]
 IPV4 = re.compile(r"(?<![\d.])(\d{1,3}(?:\.\d{1,3}){3})(?![\d.])")
@@ -91,7 +92,9 @@ def test_mongodb_uri_lists_every_db_node_with_the_replica_set(state_tree):
         tree = state_tree(topology)
         files = tree.rendered_files("app1")
         uri = json.loads(files["/etc/webstack/app.json"][0])["mongo_uri"]
-        hosts = re.search(r"@([^/]+)/", uri).group(1).split(",")
+        parsed = pymongo.uri_parser.parse_uri(uri)  # what the app does with it, offline
+        assert parsed["options"]["replicaSet"] == "rs0" and parsed["database"] == "webstack"
+        hosts = re.search(r"^mongodb://[^@]+@([^/]+)/", uri).group(1).split(",")
         assert hosts == [f"{d['address']}:27017" for d in nodes_with(topology, "db")]
         assert "replicaSet=rs0" in uri
         assert "/etc/systemd/system/ferretdb.service" not in files
@@ -99,6 +102,49 @@ def test_mongodb_uri_lists_every_db_node_with_the_replica_set(state_tree):
         mongod, _ = db_files["/etc/mongod.conf"]
         assert "replSetName: rs0" in mongod
         assert f"bindIp: 127.0.0.1,{topology['nodes'][-size]['address']}" in mongod
+
+
+REPLSET = "db-mongodb-replset-webstack-replset"
+ADMIN_USER = "db-mongodb-admin_user-webstack-mongodb_user"
+APP_USER = "db-mongodb-app_user-webstack-mongodb_user"
+
+
+def test_only_the_first_db_node_configures_the_replica_set_and_its_users(state_tree):
+    topology = make_topology(lbs=1, apps=1, dbs=3, engine="mongodb")
+    tree = state_tree(topology)
+    dbs = nodes_with(topology, "db")
+    for db in dbs:
+        ids = tree.rendered()[db["name"]]["highstate_ids"]
+        assert "db-mongodb-service-running" in ids
+        setup = [i for i in ids if i in (REPLSET, ADMIN_USER, APP_USER)]
+        assert setup == ([REPLSET, ADMIN_USER, APP_USER] if db is dbs[0] else []), db["name"]
+    # The arguments each state gets (StateTree has no public call for the low data).
+    low = tree._run("lowstate", dbs[0]["name"])
+    replset = low[REPLSET]
+    assert (replset["state"], replset["fun"], replset["name"]) == ("webstack", "replset", "rs0")
+    assert replset["members"] == [f"{d['address']}:27017" for d in dbs]
+    assert replset["require"] == [{"service": "db-mongodb-service-running"}]
+    admin, app = low[ADMIN_USER], low[APP_USER]
+    assert (
+        (admin["state"], admin["fun"]) == (app["state"], app["fun"]) == ("webstack", "mongodb_user")
+    )
+    assert (admin["name"], admin["database"]) == ("admin", "admin")
+    assert admin["roles"] == [{"role": "root", "db": "admin"}]
+    assert admin["passwd_pillar"] == "webstack:secrets:mongodb_admin_password"
+    assert admin["require"] == [{"webstack": REPLSET}]
+    # The app's user is the one its URI logs in as (user webstack, authSource=webstack).
+    uri = json.loads(tree.rendered_files("app1")["/etc/webstack/app.json"][0])["mongo_uri"]
+    login = re.search(r"mongodb://([^:]+):.*[?&]authSource=([^&]+)", uri)
+    assert login.groups() == ("webstack", "webstack")
+    assert (app["name"], app["database"]) == ("webstack", "webstack")
+    assert app["roles"] == [{"role": "readWrite", "db": "webstack"}]
+    assert app["passwd_pillar"] == "webstack:secrets:db_password"
+    assert app["require"] == [{"webstack": ADMIN_USER}]
+    # No password in these states' arguments: they read them from pillar when they run.
+    assert not {"passwd", "password"} & (set(admin) | set(app))
+    text = json.dumps([replset, admin, app])
+    assert SECRETS["mongodb_admin_password"] not in text
+    assert SECRETS["db_password"] not in text
 
 
 def test_no_rendered_file_names_an_address_outside_the_topology(sized):

@@ -182,7 +182,9 @@ def _vip_owner(salt_mocks, tmp_path, capture, ip_key, vrrp_key, **kwargs):
     salt_mocks["webstack_topology.node"].return_value = _node(
         vip=capture["vip"], interface=capture["interface"], priority=150
     )
-    return webstack.vip_owner(state_file=str(state_file), **kwargs)
+    # The ARP probe for a second holder is covered against a real arping (functional tests).
+    with mock.patch("salt.utils.path.which", return_value=None):
+        return webstack.vip_owner(state_file=str(state_file), **kwargs)
 
 
 def test_vip_owner_master(salt_mocks, tmp_path, keepalived_capture):
@@ -195,6 +197,7 @@ def test_vip_owner_master(salt_mocks, tmp_path, keepalived_capture):
     assert ret["consistent"] is True
     assert ret["lb"] is True
     assert salt_mocks["cmd.run_all"].call_args.args[0] == ["ip", "-j", "addr", "show"]
+    assert ret["others"] is None and "arping" in ret["comment"]
 
 
 def test_vip_owner_after_a_clean_stop(salt_mocks, tmp_path, keepalived_capture):

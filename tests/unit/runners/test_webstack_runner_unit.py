@@ -120,6 +120,34 @@ def test_split_brain_names_every_owner():
     assert "SPLIT BRAIN, held by lb1, lb2" in report["table"]
 
 
+def test_a_silent_holder_seen_on_the_wire_is_a_split_brain():
+    """lb1 frozen: it answers no Salt call, yet answers ARP for the VIP that lb2 took over."""
+    lb2 = answer("lb2", ["lb"], owner=True, vrrp="MASTER")
+    lb2["ret"]["vip"]["others"] = [
+        {"mac": "00:16:3e:00:00:0b", "addresses": ["10.77.0.11"], "node": "lb1"}
+    ]
+    report = runner._summarize(cluster(lb1=None, lb2=lb2), NODES)
+    assert report["retcode"] == 1
+    assert report["problems"] == [
+        f"split brain: {VIP} is held by lb1, lb2 (lb1 answer ARP for it, not Salt)"
+    ]
+    assert report["vip"]["owners"] == ["lb1", "lb2"]
+    assert "SPLIT BRAIN, held by lb1, lb2" in report["table"]
+
+
+def test_an_unknown_second_holder_is_named_by_its_mac():
+    lb1 = answer("lb1", ["lb"], owner=True, vrrp="MASTER")
+    lb1["ret"]["vip"]["others"] = [{"mac": "02:00:00:00:00:99", "addresses": [], "node": None}]
+    report = runner._summarize(cluster(lb1=lb1), NODES)
+    assert "an unknown host (02:00:00:00:00:99)" in report["problems"][0]
+
+
+def test_a_silent_lb_alone_is_not_a_split_brain():
+    report = runner._summarize(cluster(lb2=None), NODES)
+    assert report["healthy"] is True, report["problems"]
+    assert "lb2: no answer" in report["warnings"]
+
+
 def test_a_vip_on_a_node_that_is_not_an_lb_is_an_owner_too():
     app1 = answer("app1", ["app"])
     app1["ret"]["vip"]["owner"] = True

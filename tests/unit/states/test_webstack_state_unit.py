@@ -1,13 +1,17 @@
 """
 Unit tests of _states/webstack.py.
 
-``replset`` runs through the real execution-module functions (``webstack.mongodb_replset``,
-``..._initiate``, ``..._add``) down to pymongo, which is stubbed at its boundary: no mongod can
-run here (MongoDB is not packaged for Debian 12 and its download servers are unreachable from
-this machine), so ``pymongo.MongoClient`` is replaced by ``FakeMongod`` below, a small model of
-mongod's replica-set commands (``hello``, ``replSetGetStatus``/``GetConfig``/``Initiate``/
-``Reconfig``) and of its authentication (localhost exception until the admin user exists). Its
-errors are pymongo's real ``OperationFailure`` with MongoDB's real error codes.
+``replset`` and ``mongodb_user`` run through the real execution-module functions
+(``webstack.mongodb_replset``, ``..._initiate``, ``..._add``, ``webstack.mongodb_user``,
+``..._create``, ``..._update``, ``mongodb_login``, ``mongodb_wait_primary``) down to pymongo,
+which is stubbed at its boundary: no mongod can run here (MongoDB is not packaged for Debian 12
+and its download servers are unreachable from this machine), so ``pymongo.MongoClient`` is
+replaced by ``FakeMongod`` below, a small model of mongod's replica-set commands (``hello``,
+``replSetGetStatus``/``GetConfig``/``Initiate``/``Reconfig``), of its user commands
+(``usersInfo``, ``createUser``, ``updateUser``) and of its authentication: SCRAM logins against
+its users and, while no user exists, the localhost exception with exactly the privileges
+MongoDB's ``AuthorizationSession::getDefaultPrivileges`` grants. Its errors are pymongo's real
+``OperationFailure`` with MongoDB's real error codes.
 
 ``server_state`` is unit-tested on its decisions with the module functions stubbed; the real
 haproxy is exercised in tests/functional/states.
@@ -31,48 +35,115 @@ DB_NODES = [
 ]
 MEMBERS = [f"{n['address']}:27017" for n in DB_NODES]
 PASSWORD = "admin-Pw-1"
+APP_PASSWORD = "app/Pw:@1"
+ROOT = [{"role": "root", "db": "admin"}]
+READ_WRITE = [{"role": "readWrite", "db": "webstack"}]
 
 
 def failure(code, message):
     return pymongo.errors.OperationFailure(message, code=code)
 
 
+#: What MongoDB's localhost exception lets an unauthenticated client on 127.0.0.1 run while no
+#: user exists (AuthorizationSession::getDefaultPrivileges): createUser (and grantRole) on admin,
+#: replSetConfigure (initiate, reconfig) and replSetGetStatus; not replSetGetConfig nor usersInfo.
+LOCALHOST_EXCEPTION = {"replSetInitiate", "replSetReconfig", "replSetGetStatus", "createUser"}
+USER_COMMANDS = {"usersInfo", "createUser", "updateUser"}
+
+
 class FakeMongod:
-    """One mongod's replica-set state, shared by every client connected to it."""
+    """One mongod's replica-set state and users, shared by every client connected to it."""
 
     def __init__(self, me=MEMBERS[0], primary=True, replication=True):
         self.me = me
         self.primary = primary
         self.replication = replication
         self.config = None  # replSetInitiate makes it
-        self.admin_user = False
+        self.users = {}  # (db, user) -> {"pwd": ..., "roles": [...]}
+        self.electing = 0  # hello answers "not PRIMARY yet" this many more times
         self.commands = []  # (command, argument, authenticated)
+        self.user_commands = []  # (command, db, user, fields, authenticated)
         self.fail_next = {}  # command -> [OperationFailure, ...] raised once each
+        self.refused = []  # commands refused as Unauthorized
         self.clients = []
+
+    @property
+    def admin_user(self):
+        return ("admin", "admin") in self.users
+
+    @admin_user.setter
+    def admin_user(self, present):
+        if present:
+            self.users["admin", "admin"] = {"pwd": PASSWORD, "roles": ROOT}
+        else:
+            self.users.pop(("admin", "admin"), None)
 
     def client(self, host, port, username=None, password=None, **options):
         assert options["directConnection"] is True
         assert options["serverSelectionTimeoutMS"] > 0
-        client = FakeClient(self, host, port, username, password)
+        source = options.get("authSource", "admin")
+        client = FakeClient(self, host, port, username, password, source)
         self.clients.append(client)
         return client
 
-    def run(self, client, name, argument):
+    def run(self, client, db, name, argument, fields):
         if client.username is not None:
-            if not self.admin_user or client.password != PASSWORD:
+            user = self.users.get((client.auth_source, client.username))
+            if user is None or user["pwd"] != client.password:
                 raise failure(18, "Authentication failed.")
-        elif self.admin_user and name != "hello":
+        elif name != "hello" and (
+            self.users
+            or name not in LOCALHOST_EXCEPTION
+            or (name == "createUser" and db != "admin")
+            or client.host != "127.0.0.1"
+        ):
+            self.refused.append(name)
             raise failure(13, f"command {name} requires authentication")
-        self.commands.append((name, argument, client.username is not None))
+        authenticated = client.username is not None
+        self.commands.append((name, argument, authenticated))
         if self.fail_next.get(name):
             raise self.fail_next[name].pop(0)
+        if name in USER_COMMANDS:
+            self.user_commands.append((name, db, argument, dict(fields), authenticated))
+            return getattr(self, "cmd_" + name)(db, argument, fields)
         return getattr(self, "cmd_" + name)(argument)
 
+    def cmd_ping(self, _):
+        return {"ok": 1}
+
+    def cmd_usersInfo(self, db, spec, _):
+        key = (spec["db"], spec["user"])
+        if key not in self.users:
+            return {"users": []}
+        user = self.users[key]
+        return {
+            "users": [{"user": key[1], "db": key[0], "roles": [dict(r) for r in user["roles"]]}]
+        }
+
+    def cmd_createUser(self, db, name, fields):
+        if (db, name) in self.users:
+            raise failure(51003, f'User "{name}@{db}" already exists')
+        self.users[db, name] = {"pwd": fields["pwd"], "roles": list(fields["roles"])}
+        return {"ok": 1}
+
+    def cmd_updateUser(self, db, name, fields):
+        if (db, name) not in self.users:
+            raise failure(11, f"User {name}@{db} not found")
+        for key in ("pwd", "roles"):
+            if key in fields:
+                self.users[db, name][key] = fields[key]
+        return {"ok": 1}
+
     def cmd_hello(self, _):
-        reply = {"isWritablePrimary": self.primary and self.config is not None}
+        electing = self.config is not None and self.electing > 0
+        if electing:
+            self.electing -= 1
+        reply = {"isWritablePrimary": self.primary and self.config is not None and not electing}
         if self.config is not None:
             reply.update(setName=self.config["_id"], me=self.me)
-            if self.primary:
+            if electing:
+                pass
+            elif self.primary:
                 reply["primary"] = self.me
             else:
                 reply["primary"] = next(
@@ -89,7 +160,9 @@ class FakeMongod:
             "set": self.config["_id"],
             "members": [
                 {
+                    "_id": m["_id"],
                     "name": m["host"],
+                    "configVersion": self.config["version"],
                     "stateStr": "PRIMARY"
                     if (m["host"] == self.me) == self.primary
                     else "SECONDARY",
@@ -120,15 +193,18 @@ class FakeMongod:
 
 
 class FakeClient:
-    def __init__(self, server, host, port, username, password):
+    def __init__(self, server, host, port, username, password, auth_source):
         self.server, self.host, self.port = server, host, port
-        self.username, self.password = username, password
+        self.username, self.password, self.auth_source = username, password, auth_source
         self.closed = False
-        self.admin = types.SimpleNamespace(command=self._command)
+        self.admin = self["admin"]
 
-    def _command(self, name, argument=None):
-        assert not self.closed
-        return self.server.run(self, name, argument)
+    def __getitem__(self, db):
+        def command(name, argument=None, **fields):
+            assert not self.closed
+            return self.server.run(self, db, name, argument, fields)
+
+        return types.SimpleNamespace(command=command)
 
     def close(self):
         self.closed = True
@@ -156,26 +232,41 @@ def opts():
 
 
 @pytest.fixture
-def configure_loader_modules(mongod, opts):
+def pillar():
+    return {
+        "webstack": {"secrets": {"mongodb_admin_password": PASSWORD, "db_password": APP_PASSWORD}}
+    }
+
+
+@pytest.fixture
+def configure_loader_modules(mongod, opts, pillar):
     node = mock.MagicMock(side_effect=topology_node)
     fake_pymongo = types.SimpleNamespace(MongoClient=mongod.client, errors=pymongo.errors)
     module_salt = {"webstack_topology.node": node}
     state_salt = {
         "webstack_topology.node": node,
-        "webstack.mongodb_replset": webstack_module.mongodb_replset,
-        "webstack.mongodb_replset_initiate": webstack_module.mongodb_replset_initiate,
-        "webstack.mongodb_replset_add": webstack_module.mongodb_replset_add,
         "webstack.set_server_state": mock.MagicMock(),
     }
+    for func in (
+        "mongodb_replset",
+        "mongodb_replset_initiate",
+        "mongodb_replset_add",
+        "mongodb_wait_primary",
+        "mongodb_user",
+        "mongodb_user_create",
+        "mongodb_user_update",
+        "mongodb_login",
+    ):
+        state_salt[f"webstack.{func}"] = getattr(webstack_module, func)
     return {
         webstack_module: {
             "__salt__": module_salt,
-            "__pillar__": {"webstack": {"secrets": {"mongodb_admin_password": PASSWORD}}},
+            "__pillar__": pillar,
             "__grains__": {"id": "db1"},
             "pymongo": fake_pymongo,
             "HAS_PYMONGO": True,
         },
-        webstack_state: {"__salt__": state_salt, "__opts__": opts},
+        webstack_state: {"__salt__": state_salt, "__opts__": opts, "__pillar__": pillar},
     }
 
 
@@ -260,6 +351,7 @@ def test_extra_members_are_reported_not_removed(mongod):
 
 def test_retries_while_the_previous_reconfig_is_in_progress(mongod):
     mongod.cmd_replSetInitiate({"_id": "rs0", "members": [{"_id": 0, "host": MEMBERS[0]}]})
+    mongod.admin_user = True
     mongod.fail_next["replSetReconfig"] = [failure(109, "config change in progress")]
     with mock.patch.object(webstack_module.time, "sleep"):
         ret = webstack_state.replset("rs0", members=MEMBERS[:2])
@@ -269,6 +361,7 @@ def test_retries_while_the_previous_reconfig_is_in_progress(mongod):
 
 def test_a_failed_add_reports_what_was_added(mongod):
     mongod.cmd_replSetInitiate({"_id": "rs0", "members": [{"_id": 0, "host": MEMBERS[0]}]})
+    mongod.admin_user = True
     real = mongod.cmd_replSetReconfig
     calls = []
 
@@ -290,6 +383,7 @@ def test_a_secondary_sends_the_reconfig_to_the_primary(mongod):
         {"_id": "rs0", "members": [{"_id": 0, "host": MEMBERS[0]}, {"_id": 1, "host": MEMBERS[1]}]}
     )
     mongod.me, mongod.primary = MEMBERS[1], False
+    mongod.admin_user = True
     ret = webstack_state.replset("rs0")
     assert ret["result"] is True, ret["comment"]
     assert (mongod.clients[-1].host, mongod.clients[-1].port) == ("10.99.5.31", 27017)
@@ -310,7 +404,7 @@ def test_mongod_without_replication_fails_clearly(mongod):
 
 
 def test_unreachable_mongod_fails_with_its_address(mongod):
-    def refuse(self, client, name, argument):
+    def refuse(self, client, db, name, argument, fields):
         raise pymongo.errors.ServerSelectionTimeoutError("127.0.0.1:27017: connection refused")
 
     with mock.patch.object(FakeMongod, "run", refuse):
@@ -353,6 +447,300 @@ def test_without_pymongo_the_module_says_so():
     with mock.patch.object(webstack_module, "HAS_PYMONGO", False):
         with pytest.raises(CommandExecutionError, match="pymongo"):
             webstack_module.mongodb_replset()
+
+
+# --------------------------------------------------------------------------------------------------
+# mongodb_user
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def clock():
+    """A fake monotonic clock that time.sleep advances (the waits run instantly)."""
+    now = [1000.0]
+
+    def sleep(seconds):
+        now[0] += seconds
+
+    with (
+        mock.patch.object(webstack_module.time, "monotonic", lambda: now[0]),
+        mock.patch.object(webstack_module.time, "sleep", sleep),
+    ):
+        yield now
+
+
+def initiated(mongod, members=MEMBERS):
+    mongod.cmd_replSetInitiate(
+        {"_id": "rs0", "members": [{"_id": i, "host": h} for i, h in enumerate(members)]}
+    )
+
+
+def admin_user(**kwargs):
+    args = {"passwd_pillar": "webstack:secrets:mongodb_admin_password", "roles": ROOT}
+    return webstack_state.mongodb_user("admin", **dict(args, **kwargs))
+
+
+def app_user(**kwargs):
+    args = {
+        "database": "webstack",
+        "passwd_pillar": "webstack:secrets:db_password",
+        "roles": ["readWrite"],
+    }
+    return webstack_state.mongodb_user("webstack", **dict(args, **kwargs))
+
+
+def user_writes(mongod):
+    return [(c[0], c[1], c[2]) for c in mongod.user_commands if c[0] != "usersInfo"]
+
+
+def assert_no_password(*rets):
+    for ret in rets:
+        assert PASSWORD not in repr(ret) and APP_PASSWORD not in repr(ret), ret
+
+
+def test_first_run_creates_the_admin_through_the_localhost_exception_then_the_app_user(mongod):
+    replset = webstack_state.replset("rs0")
+    admin = admin_user()
+    app = app_user()
+    assert [replset["result"], admin["result"], app["result"]] == [True, True, True], [
+        replset["comment"],
+        admin["comment"],
+        app["comment"],
+    ]
+    assert admin["changes"] == {
+        "user": {"old": None, "new": {"name": "admin", "database": "admin", "roles": ROOT}}
+    }
+    assert "localhost exception" in admin["comment"]
+    assert app["changes"] == {
+        "user": {
+            "old": None,
+            "new": {"name": "webstack", "database": "webstack", "roles": READ_WRITE},
+        }
+    }
+    assert "localhost exception" not in app["comment"]
+    # createUser of the admin unauthenticated (the exception), of the app user as that admin.
+    assert [(c[0], c[1], c[2], c[4]) for c in mongod.user_commands if c[0] == "createUser"] == [
+        ("createUser", "admin", "admin", False),
+        ("createUser", "webstack", "webstack", True),
+    ]
+    assert mongod.users == {
+        ("admin", "admin"): {"pwd": PASSWORD, "roles": ROOT},
+        ("webstack", "webstack"): {"pwd": APP_PASSWORD, "roles": READ_WRITE},
+    }
+    assert_no_password(replset, admin, app)
+    assert all(client.closed for client in mongod.clients)
+
+
+def test_second_run_changes_nothing(mongod):
+    initiated(mongod)
+    mongod.admin_user = True
+    mongod.users["webstack", "webstack"] = {"pwd": APP_PASSWORD, "roles": READ_WRITE}
+    rets = [webstack_state.replset("rs0"), admin_user(), app_user()]
+    assert [(r["result"], r["changes"]) for r in rets] == [(True, {})] * 3
+    assert "its password logs in" in rets[2]["comment"]
+    assert user_writes(mongod) == []
+    assert writes(mongod) == []
+
+
+def test_a_password_that_no_longer_logs_in_is_reset_alone(mongod):
+    initiated(mongod)
+    mongod.admin_user = True
+    mongod.users["webstack", "webstack"] = {"pwd": "old-Pw", "roles": READ_WRITE}
+    ret = app_user()
+    assert ret["result"] is True, ret["comment"]
+    assert ret["changes"] == {"password": {"old": "refused", "new": "reset"}}
+    assert user_writes(mongod) == [("updateUser", "webstack", "webstack")]
+    assert mongod.user_commands[-1][3] == {"pwd": APP_PASSWORD}  # roles left alone
+    assert mongod.users["webstack", "webstack"]["pwd"] == APP_PASSWORD
+    assert_no_password(ret)
+
+
+def test_different_roles_are_replaced_and_the_password_kept(mongod):
+    initiated(mongod)
+    mongod.admin_user = True
+    old_roles = [{"role": "read", "db": "webstack"}, {"role": "dbAdmin", "db": "other"}]
+    mongod.users["webstack", "webstack"] = {"pwd": APP_PASSWORD, "roles": old_roles}
+    ret = app_user()
+    assert ret["result"] is True, ret["comment"]
+    assert ret["changes"] == {
+        "roles": {"old": sorted(old_roles, key=lambda r: (r["db"], r["role"])), "new": READ_WRITE}
+    }
+    assert mongod.user_commands[-1][:4] == (
+        "updateUser",
+        "webstack",
+        "webstack",
+        {"roles": READ_WRITE},
+    )
+    assert mongod.users["webstack", "webstack"] == {"pwd": APP_PASSWORD, "roles": READ_WRITE}
+
+
+def test_roles_compare_regardless_of_order_and_spelling(mongod):
+    initiated(mongod)
+    mongod.admin_user = True
+    roles = [{"role": "readWrite", "db": "webstack"}, {"role": "read", "db": "reports"}]
+    mongod.users["webstack", "webstack"] = {"pwd": APP_PASSWORD, "roles": roles}
+    ret = app_user(roles=[{"role": "read", "db": "reports"}, "readWrite"])
+    assert (ret["result"], ret["changes"]) == (True, {})
+
+
+def test_test_mode_reports_the_creation_and_writes_nothing(mongod, opts):
+    initiated(mongod)
+    opts["test"] = True
+    ret = admin_user()
+    assert ret["result"] is None
+    assert ret["changes"]["user"]["new"] == {"name": "admin", "database": "admin", "roles": ROOT}
+    assert "would be created through the localhost exception" in ret["comment"]
+    # Before the admin exists, the app user can only be announced.
+    app = app_user()
+    assert app["result"] is None
+    assert "once admin@admin exists" in app["comment"]
+    assert user_writes(mongod) == []
+    assert mongod.users == {}
+    assert_no_password(ret, app)
+
+
+def test_test_mode_reports_a_password_and_roles_reset(mongod, opts):
+    initiated(mongod)
+    mongod.admin_user = True
+    mongod.users["webstack", "webstack"] = {"pwd": "old-Pw", "roles": []}
+    opts["test"] = True
+    ret = app_user()
+    assert ret["result"] is None
+    assert ret["changes"] == {
+        "roles": {"old": [], "new": READ_WRITE},
+        "password": {"old": "refused", "new": "reset"},
+    }
+    assert "roles and password would be reset" in ret["comment"]
+    assert user_writes(mongod) == []
+
+
+def test_test_mode_without_a_mongod_says_what_would_happen(opts):
+    opts["test"] = True
+
+    def refuse(self, client, db, name, argument, fields):
+        raise pymongo.errors.ServerSelectionTimeoutError(
+            "127.0.0.1:27017: [Errno 111] Connection refused, "
+            "Timeout: 2.0s, Topology Description: <...>"
+        )
+
+    with mock.patch.object(FakeMongod, "run", refuse):
+        rets = [webstack_state.replset("rs0"), admin_user(), app_user()]
+    assert [(r["result"], r["changes"]) for r in rets] == [(None, {})] * 3
+    assert "would be initiated with " + ", ".join(MEMBERS) in rets[0]["comment"]
+    assert "Connection refused" in rets[1]["comment"]
+    assert "Topology Description" not in rets[1]["comment"]
+
+
+def test_waits_for_the_first_election(mongod, clock):
+    initiated(mongod)
+    mongod.electing = 3
+    ret = admin_user(wait=30)
+    assert ret["result"] is True, ret["comment"]
+    assert clock[0] == 1003.0
+    assert ("admin", "admin") in mongod.users
+
+
+def test_no_primary_within_the_wait_fails_clearly(mongod, clock):
+    initiated(mongod)
+    mongod.electing = 1000
+    ret = admin_user(wait=5)
+    assert ret["result"] is False
+    assert ret["comment"] == (
+        "mongod at 127.0.0.1:27017 is not the writable PRIMARY after 5s: "
+        "it is not PRIMARY (primary: none elected yet)"
+    )
+    assert mongod.users == {}
+
+
+def test_an_uninitiated_set_is_not_waited_for_in_vain(mongod, clock):
+    ret = admin_user(wait=5)
+    assert ret["result"] is False
+    assert "its replica set is not initiated" in ret["comment"]
+
+
+def test_a_secondary_writes_no_user(mongod, clock):
+    initiated(mongod)
+    mongod.me, mongod.primary = MEMBERS[1], False
+    ret = admin_user(wait=2)
+    assert ret["result"] is False
+    assert f"primary: {MEMBERS[0]}" in ret["comment"]
+    assert user_writes(mongod) == []
+
+
+def test_the_app_user_cannot_be_the_first_user(mongod):
+    initiated(mongod)
+    ret = app_user()
+    assert ret["result"] is False
+    assert "no MongoDB user exists yet" in ret["comment"]
+    assert "admin@admin" in ret["comment"]
+    assert mongod.users == {}
+
+
+def test_a_wrong_admin_password_in_pillar_fails_clearly(mongod, pillar):
+    initiated(mongod)
+    mongod.users["admin", "admin"] = {"pwd": "another-Pw", "roles": ROOT}
+    ret = app_user()
+    assert ret["result"] is False
+    assert "refused the login as 'admin'" in ret["comment"]
+    assert "no localhost exception" in ret["comment"]
+    assert_no_password(ret)
+
+
+def test_a_missing_password_fails_before_connecting(mongod, pillar):
+    del pillar["webstack"]["secrets"]["db_password"]
+    ret = app_user()
+    assert ret["result"] is False
+    assert ret["comment"] == "no password: pillar webstack:secrets:db_password is missing or empty"
+    assert mongod.clients == []
+
+
+def test_an_explicit_password_works_too(mongod):
+    initiated(mongod)
+    mongod.admin_user = True
+    ret = webstack_state.mongodb_user("report", "rep-Pw-1", ["read"], "webstack")
+    assert ret["result"] is True, ret["comment"]
+    assert mongod.users["webstack", "report"] == {
+        "pwd": "rep-Pw-1",
+        "roles": [{"role": "read", "db": "webstack"}],
+    }
+    assert "rep-Pw-1" not in repr(ret)
+
+
+def test_bad_roles_fail(mongod):
+    ret = app_user(roles=[{"db": "webstack"}])
+    assert ret["result"] is False
+    assert "neither a name nor {role, db}" in ret["comment"]
+
+
+def test_replset_rerun_under_the_localhost_exception_reads_the_members_from_the_status(mongod):
+    # First run: initiated, then the users state failed (no user yet). replSetGetConfig is not
+    # allowed by the localhost exception; the members come from replSetGetStatus.
+    initiated(mongod)
+    ret = webstack_state.replset("rs0")
+    assert (ret["result"], ret["changes"]) == (True, {}), ret["comment"]
+    assert "replSetGetConfig" in mongod.refused
+    view = webstack_module.mongodb_replset()
+    assert view["config"] == {
+        "version": 1,
+        "members": [{"_id": i, "host": h} for i, h in enumerate(MEMBERS)],
+    }
+
+
+def test_mongodb_login_tells_a_refused_login_from_an_error(mongod):
+    mongod.users["webstack", "webstack"] = {"pwd": APP_PASSWORD, "roles": READ_WRITE}
+    login = webstack_module.mongodb_login
+    assert login("webstack", APP_PASSWORD, "webstack") is True
+    assert login("webstack", "wrong", "webstack") is False
+    assert login("nobody", APP_PASSWORD, "webstack") is False
+    assert [c.auth_source for c in mongod.clients] == ["webstack"] * 3
+    mongod.fail_next["ping"] = [failure(91, "shutdown in progress")]
+    with pytest.raises(CommandExecutionError, match="shutdown in progress"):
+        login("webstack", APP_PASSWORD, "webstack")
+
+
+def test_user_update_needs_something_to_update():
+    with pytest.raises(CommandExecutionError, match="nothing to update"):
+        webstack_module.mongodb_user_update("webstack", "webstack")
 
 
 # --------------------------------------------------------------------------------------------------

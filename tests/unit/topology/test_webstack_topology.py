@@ -123,7 +123,8 @@ def test_secrets_and_lookup_rules():
         "webstack:lookup:ferretdb:source_hash: required when the source is a URL"
     ]
     assert errors_of(topology, {**SECRETS, "app_secret_key": "x" * 15}) == [
-        "webstack:secrets:app_secret_key: 15 characters, at least 16 needed (it signs the app's forms)"
+        "webstack:secrets:app_secret_key: 15 characters, at least 16 needed "
+        "(it signs the app's forms)"
     ]
     assert errors_of(topology, {**SECRETS, "app_secret_key": "x" * 16}) == []
     bad_keyfile = {**SECRETS, "mongodb_keyfile": "short"}

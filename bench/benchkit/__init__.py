@@ -1,0 +1,1 @@
+"""webstack benchmarks on the LXC lab: converge cost, VIP takeover, client-visible loss, LB hop."""

@@ -1,0 +1,211 @@
+"""`make bench`: every figure of bench/results.json and bench/results.md, measured in one run."""
+
+import argparse
+import datetime
+import json
+import time
+
+import yaml
+
+from . import converge, hop, labctl, machine, report, takeover
+from .stream import Stream
+
+OUT = labctl.REPO / "bench"
+FAST_TOPOLOGY = labctl.REPO / ".lab" / "bench-fast.yaml"
+
+
+def _step(name):
+    labctl.say(f"==> {name}…")
+    return time.monotonic()
+
+
+def _done(name, started):
+    labctl.say(f"<== {name} ({time.monotonic() - started:.1f}s)")
+
+
+def ensure_lab(topology):
+    started = _step(f"lab up ({topology.name})")
+    labctl.lab_cmd("up", "--topology", str(topology))
+    _done("lab up", started)
+    return labctl.load()
+
+
+def bench_converge(runs):
+    apply_s, floor_s, ratio, reapply = [], [], [], {}
+    for run in range(1, runs + 1):
+        started = _step(f"converge run {run}/{runs}: floor on bare containers")
+        converge.bare_lab()
+        floor_wall, _ = converge.floor(labctl.load())
+        _done(f"floor {floor_wall:.1f}s", started)
+        started = _step(f"converge run {run}/{runs}: state.apply on bare containers")
+        converge.bare_lab()
+        seconds, minions = converge.full_apply()
+        failed = [m for m, r in minions.items() if not r["ok"]]
+        if failed:
+            raise RuntimeError(f"state.apply failed on {failed}")
+        changes = sum(r["changed"] for r in minions.values())
+        _done(f"apply {seconds:.1f}s ({changes} changes)", started)
+        apply_s.append(seconds)
+        floor_s.append(floor_wall)
+        ratio.append(seconds / floor_wall)
+        for minion, r in converge.reapply_each(labctl.load()).items():
+            entry = reapply.setdefault(minion, {"seconds": [], "changed": []})
+            entry["seconds"].append(r["seconds"])
+            entry["changed"].append(r["changed"])
+    return {
+        "apply": report.stats(apply_s),
+        "floor": report.stats(floor_s),
+        "ratio": report.stats(ratio),
+        "reapply": {
+            m: {"seconds": report.stats(r["seconds"]), "changed": r["changed"]}
+            for m, r in reapply.items()
+        },
+    }
+
+
+def bench_takeover(lab, profile_name, runs, rate):
+    profiles = yaml.safe_load(converge.DEFAULTS.read_text())["webstack"]["lb"]["keepalived"]
+    profile = profiles["profiles"][profile_name]
+    interval = profiles["script_interval"]
+    apps = [n["name"] for n in lab.derived["app"]]
+    out = {}
+    for failure in takeover.FAILURES:
+        runs_data = []
+        for run in range(1, runs + 1):
+            takeover.wait_settled(lab, apps)
+            result = takeover.run_once(lab, failure, rate=rate, after=4)
+            result["bound_s"] = takeover.bound(
+                failure, profile, result["backup_priority"], interval
+            )
+            labctl.say(
+                f"    {profile_name:7} {failure:15} run {run}: {result['from']} -> {result['to']} "
+                f"in {result['takeover_s']}s (bound {result['bound_s']:.2f}s), "
+                f"{result['failed']}/{result['requests']} failed, gap {result['longest_gap_s']}s"
+            )
+            runs_data.append(result)
+        bounds = [r["bound_s"] for r in runs_data]
+        out[failure] = {
+            "runs": runs_data,
+            "bound_s": max(bounds),
+            "takeover_s": report.stats([r["takeover_s"] for r in runs_data]),
+            "ratio": report.stats(
+                [r["takeover_s"] / r["bound_s"] for r in runs_data if r["takeover_s"]]
+            ),
+            "failed": report.stats([r["failed"] for r in runs_data]),
+            "longest_gap_s": report.stats([r["longest_gap_s"] for r in runs_data]),
+        }
+    takeover.wait_settled(lab, apps)
+    return out
+
+
+def bench_app_stop(lab, runs, rate):
+    apps = [n["name"] for n in lab.derived["app"]]
+    victim = apps[0]
+    rows = []
+    for run in range(1, runs + 1):
+        takeover.wait_settled(lab, apps)
+        with Stream(labctl.vip_url(lab), rate=rate, max_seconds=40) as stream:
+            time.sleep(3)
+            labctl.lab_cmd("service", victim, "supervisor", "stop")
+            time.sleep(10)
+            labctl.lab_cmd("service", victim, "supervisor", "start")
+            time.sleep(5)
+        rows.append(stream.summary())
+        labctl.say(f"    app stop run {run}: {rows[-1]}")
+    return {
+        "victim": victim,
+        "rate": rate,
+        "runs": rows,
+        **{k: report.stats([r[k] for r in rows]) for k in ("requests", "failed", "longest_gap_s")},
+    }
+
+
+def bench_hop(lab, runs, seconds):
+    direct = f"http://{lab.derived['app'][0]['address']}/api/whoami"
+    vip = labctl.vip_url(lab) + "api/whoami"
+    data = {"vip": [], "direct": []}
+    for run in range(1, runs + 1):
+        for where, url in (("vip", vip), ("direct", direct)):
+            data[where].append(hop.wrk(url, seconds=seconds))
+        labctl.say(f"    hop run {run}: vip {data['vip'][-1]} direct {data['direct'][-1]}")
+    return {
+        where: {
+            k: report.stats([r[k] for r in rows]) for k in ("p50_ms", "p99_ms", "requests_per_s")
+        }
+        | {"runs": rows}
+        for where, rows in data.items()
+    }
+
+
+def measure(lab, topology, only, args, results):
+    """Each figure in ``only``, into ``results``; converge (which rebuilds the lab) comes last."""
+    if "hop" in only:
+        started = _step("LB hop (wrk)")
+        results["hop"] = bench_hop(lab, args.runs, seconds=10)
+        _done("LB hop", started)
+    if "app_stop" in only:
+        started = _step("app server stop under load")
+        results["app_stop"] = bench_app_stop(lab, max(1, args.runs // 2), args.rate)
+        _done("app server stop", started)
+    if "takeover" in only:
+        results["takeover"] = {}
+        started = _step("VIP takeover, default profile")
+        results["takeover"]["default"] = bench_takeover(lab, "default", args.runs, args.rate)
+        _done("VIP takeover, default profile", started)
+        started = _step("VIP takeover, fast profile (VRRPv3, 100 ms adverts)")
+        raw = yaml.safe_load(topology.read_text())
+        raw["vrrp"] = {"profile": "fast"}
+        FAST_TOPOLOGY.parent.mkdir(parents=True, exist_ok=True)
+        FAST_TOPOLOGY.write_text(yaml.safe_dump(raw, sort_keys=False))
+        try:
+            lab = ensure_lab(FAST_TOPOLOGY)
+            results["takeover"]["fast"] = bench_takeover(lab, "fast", args.runs, args.rate)
+        finally:
+            lab = ensure_lab(topology)
+        _done("VIP takeover, fast profile", started)
+    if "converge" in only:
+        started = _step("converge")
+        results["converge"] = bench_converge(args.converge_runs)
+        _done("converge", started)
+
+
+def write(results):
+    (OUT / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    (OUT / "results.md").write_text(report.markdown(results) + "\n")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="bench", description=__doc__)
+    parser.add_argument("--topology", default=str(labctl.REPO / "topology" / "lab.yaml"))
+    parser.add_argument("--runs", type=int, default=5, help="runs per takeover/hop figure")
+    parser.add_argument("--converge-runs", type=int, default=3)
+    parser.add_argument("--rate", type=int, default=50, help="request stream, requests/s")
+    parser.add_argument(
+        "--only",
+        choices=("converge", "takeover", "app_stop", "hop"),
+        action="append",
+        help="measure only these (repeatable); default: everything",
+    )
+    args = parser.parse_args(argv)
+    if args.runs < 1 or args.converge_runs < 1 or not 1 <= args.rate <= 500:
+        parser.error("--runs and --converge-runs must be >= 1, --rate within 1..500")
+    only = set(args.only or ("converge", "takeover", "app_stop", "hop"))
+    topology = labctl.Path(args.topology).resolve()
+    results = {}
+    if args.only and (OUT / "results.json").exists():
+        # A partial run updates the figures it measured and keeps the others.
+        results = json.loads((OUT / "results.json").read_text())
+    results |= {"machine": machine.describe(), "topology": topology.name, "started": _now()}
+    lab = ensure_lab(topology)
+    try:
+        measure(lab, topology, only, args, results)
+    finally:
+        results["finished"] = _now()
+        write(results)
+    labctl.say(report.markdown(results))
+    labctl.say(f"wrote {OUT / 'results.json'} and {OUT / 'results.md'}")
+    return 0
+
+
+def _now():
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")

@@ -1,0 +1,88 @@
+"""Converge cost: state.apply on bare containers beside apt-get + service start (the floor)."""
+
+import re
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import yaml
+
+from . import labctl
+
+DEFAULTS = labctl.REPO / "salt" / "webstack" / "parameters" / "defaults.yaml"
+SERVICES = {
+    "lb": ["haproxy", "keepalived"],
+    "app": ["nginx", "supervisor"],
+    "db": ["postgresql"],
+}
+APPLY_LINE = re.compile(
+    r"^\s+(\S+)\s+(ok|FAILED)\s+states=(\d+)\s+changed=(\d+)\s+failed=(\d+)", re.M
+)
+
+
+def role_packages():
+    """The packages each role's states install (from the same map the states read)."""
+    webstack = yaml.safe_load(DEFAULTS.read_text())["webstack"]
+    return {
+        "lb": list(webstack["lb"]["packages"]),
+        "app": list(webstack["app"]["packages"]),
+        "db": list(webstack["postgresql"]["packages"]),
+    }
+
+
+def bare_lab():
+    """A lab whose node containers are fresh clones of the template (Salt answers, nothing else)."""
+    labctl.lab_cmd("down")
+    seconds, _ = labctl.lab_cmd("up", "--no-apply")
+    return seconds
+
+
+def floor(lab):
+    """apt-get install of each node's role packages and a start of its services, all nodes at once
+    (as Salt applies them), through the same apt proxy with its cache warm. Wall time."""
+    packages = role_packages()
+
+    def one(node):
+        pkgs = sorted({p for role in node.roles for p in packages[role]})
+        services = [s for role in node.roles for s in SERVICES[role]]
+        started = time.monotonic()
+        labctl.attach(
+            node.name,
+            "sh",
+            "-c",
+            "DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "
+            + " ".join(pkgs)
+            + " >/dev/null && systemctl start "
+            + " ".join(services),
+        )
+        return node.name, time.monotonic() - started
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=len(lab.nodes)) as pool:
+        per_node = dict(pool.map(one, lab.nodes))
+    return time.monotonic() - started, per_node
+
+
+def parse_apply(output):
+    return {
+        m.group(1): {
+            "ok": m.group(2) == "ok",
+            "states": int(m.group(3)),
+            "changed": int(m.group(4)),
+        }
+        for m in APPLY_LINE.finditer(output)
+    }
+
+
+def full_apply():
+    seconds, output = labctl.lab_cmd("apply")
+    return seconds, parse_apply(output)
+
+
+def reapply_each(lab):
+    """Idempotent re-apply, one minion at a time: seconds and change count per minion."""
+    result = {}
+    for node in lab.nodes:
+        seconds, output = labctl.lab_cmd("apply", node.name)
+        parsed = parse_apply(output).get(node.name, {})
+        result[node.name] = {"seconds": round(seconds, 2), "changed": parsed.get("changed")}
+    return result

@@ -1,0 +1,40 @@
+"""The cost of the lb hop: the same wrk run through the VIP and straight to one app's nginx."""
+
+import re
+import shutil
+import subprocess
+
+UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
+
+
+def _ms(text):
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()
+    return float(value) * UNITS[unit]
+
+
+def parse_wrk(output):
+    """p50/p99 latency (ms), requests/s and errors from `wrk --latency` output."""
+    latency = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", output, re.M))
+    rps = re.search(r"^Requests/sec:\s+([\d.]+)", output, re.M)
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    socket_errors = re.search(r"Socket errors: (.*)", output)
+    return {
+        "p50_ms": round(_ms(latency["50"]), 3),
+        "p99_ms": round(_ms(latency["99"]), 3),
+        "requests_per_s": float(rps.group(1)),
+        "non_2xx": int(errors.group(1)) if errors else 0,
+        "socket_errors": socket_errors.group(1).strip() if socket_errors else "none",
+    }
+
+
+def wrk(url, seconds=10, connections=16, threads=2):
+    if not shutil.which("wrk"):
+        raise RuntimeError("wrk is not installed (apt-get install wrk)")
+    out = subprocess.run(
+        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", url],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+        check=True,
+    ).stdout
+    return parse_wrk(out)

@@ -1,0 +1,61 @@
+"""The bench's handle on the lab: the `lab` CLI for actions, labkit for fast reads."""
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "lab"))
+
+from labkit import config, health, lxc  # noqa: E402
+
+LAB_CLI = [sys.executable, str(REPO / "lab" / "lab")]
+
+
+def say(message):
+    print(message, flush=True)
+
+
+def lab_cmd(*args, check=True, quiet=True, timeout=1800):
+    """Run `lab ARGS`; returns (seconds, output)."""
+    started = time.monotonic()
+    proc = subprocess.run(
+        [*LAB_CLI, *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
+    seconds = time.monotonic() - started
+    if check and proc.returncode != 0:
+        raise RuntimeError(
+            f"lab {' '.join(args)} exited {proc.returncode}:\n"
+            f"{proc.stdout[-3000:]}{proc.stderr[-3000:]}"
+        )
+    if not quiet:
+        say(proc.stdout.rstrip())
+    return seconds, proc.stdout + proc.stderr
+
+
+def load():
+    return config.load()
+
+
+def vip_holders(lab):
+    return health.vip_holders(lab)
+
+
+def vip_url(lab):
+    return health.urls(lab)[0]
+
+
+def attach(name, *command, check=True):
+    return lxc.attach(name, *command, check=check, capture=True)
+
+
+def wait_for(predicate, timeout, interval=0.2, what="condition"):
+    started = time.monotonic()
+    while True:
+        value = predicate()
+        if value:
+            return value, time.monotonic() - started
+        if time.monotonic() - started > timeout:
+            raise RuntimeError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)

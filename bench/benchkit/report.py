@@ -1,0 +1,91 @@
+"""results.json -> the Markdown table the README shows."""
+
+import statistics
+
+
+def stats(values):
+    values = [v for v in values if v is not None]
+    if not values:
+        return None
+    return {
+        "min": round(min(values), 3),
+        "median": round(statistics.median(values), 3),
+        "max": round(max(values), 3),
+        "n": len(values),
+    }
+
+
+def _cell(s, unit="s", digits=2):
+    if not s:
+        return "n/a"
+    if s["n"] == 1:
+        return f"{s['median']:.{digits}f} {unit}".rstrip()
+    spread = f"{s['min']:.{digits}f}-{s['max']:.{digits}f}"
+    return f"{s['median']:.{digits}f}{' ' + unit if unit else ''} ({spread}, n={s['n']})"
+
+
+def markdown(results):
+    m = results["machine"]
+    lines = [
+        f"Measured {results['finished']} on {m['cpu']} "
+        f"({m['cpus']} CPUs, {m['memory_gb']} GB RAM), "
+        f"kernel {m['kernel']}, lab topology `{results['topology']}`. "
+        "Cells: median (min-max, n runs).",
+        "",
+    ]
+    c = results.get("converge")
+    if c:
+        lines += [
+            "| Converge (all nodes in parallel) | time | floor: apt-get + start | ratio |",
+            "| --- | --- | --- | --- |",
+            f"| state.apply from bare containers | {_cell(c['apply'])} | {_cell(c['floor'])} "
+            f"| {_cell(c['ratio'], unit='x')} |",
+        ]
+        for minion, r in sorted(c["reapply"].items()):
+            changes = sorted(set(r["changed"]))
+            lines.append(
+                f"| idempotent re-apply, {minion} | {_cell(r['seconds'])} | - | "
+                f"changes: {', '.join(map(str, changes))} |"
+            )
+        lines.append("")
+    t = results.get("takeover")
+    if t:
+        lines += [
+            "| VIP takeover | profile | takeover | VRRP bound | ratio | failed requests | "
+            "longest gap |",
+            "| --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for profile, failures in t.items():
+            for failure, summary in failures.items():
+                lines.append(
+                    f"| {failure} | {profile} | {_cell(summary['takeover_s'])} | "
+                    f"{summary['bound_s']:.2f} s | {_cell(summary['ratio'], unit='x')} | "
+                    f"{_cell(summary['failed'], unit='', digits=0)} | "
+                    f"{_cell(summary['longest_gap_s'])} |"
+                )
+        lines.append("")
+    a = results.get("app_stop")
+    if a:
+        lines += [
+            "| App server stopped under load | requests | failed requests | longest gap |",
+            "| --- | --- | --- | --- |",
+            f"| supervisor stop on {a['victim']}, {a['rate']} req/s | "
+            f"{_cell(a['requests'], unit='', digits=0)} | {_cell(a['failed'], unit='', digits=0)} "
+            f"| {_cell(a['longest_gap_s'])} |",
+            "",
+        ]
+    h = results.get("hop")
+    if h:
+        lines += [
+            "| LB hop (wrk, same client) | p50 | p99 | requests/s |",
+            "| --- | --- | --- | --- |",
+        ]
+        labels = (("vip", "through the VIP (haproxy)"), ("direct", "straight to app1's nginx"))
+        for where, label in labels:
+            r = h[where]
+            lines.append(
+                f"| {label} | {_cell(r['p50_ms'], unit='ms')} | {_cell(r['p99_ms'], unit='ms')} "
+                f"| {_cell(r['requests_per_s'], unit='', digits=0)} |"
+            )
+        lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,66 @@
+{%- set tplroot = tpldir.split('/')[0] %}
+{%- from tplroot ~ '/map.jinja' import webstack with context %}
+{%- set etcd = webstack.etcd %}
+
+{#- etcd on every db node of a Patroni cluster (engine ferretdb, 3+ db nodes): the DCS that holds
+    Patroni's leader lock. Debian's package starts a throw-away single-member etcd on localhost at
+    install; the drop-in points the unit at our config file, whose data-dir is a new one, so that
+    throw-away member never joins anything. #}
+db-etcd-pkg-installed:
+  pkg.installed:
+    - pkgs: {{ etcd.packages | tojson }}
+    - require:
+      - sls: {{ tplroot }}.common.validation
+
+db-etcd-data-file-directory:
+  file.directory:
+    - name: {{ etcd.data_dir }}
+    - user: etcd
+    - group: etcd
+    - mode: '0700'
+    - require:
+      - pkg: db-etcd-pkg-installed
+
+db-etcd-config-file-managed:
+  file.managed:
+    - name: {{ etcd.config }}
+    - source: salt://{{ tpldir }}/files/etcd.yml.jinja
+    - template: jinja
+    - context:
+        webstack: {{ webstack | tojson }}
+    - user: root
+    - group: etcd
+    - mode: '0640'
+    - makedirs: true
+    # etcd has no config-test flag: the YAML must at least parse into a mapping naming this
+    # member, its data-dir and the initial cluster before it replaces the live file.
+    - check_cmd: >-
+        {{ grains.pythonexecutable }} -c "import sys, yaml;
+        c = yaml.safe_load(open(sys.argv[1])) or {};
+        keys = ('name', 'data-dir', 'listen-peer-urls', 'listen-client-urls', 'initial-cluster');
+        missing = [k for k in keys if not c.get(k)];
+        sys.exit('etcd config: missing ' + ', '.join(missing) if missing else 0)"
+    - require:
+      - pkg: db-etcd-pkg-installed
+
+db-etcd-unit-file-managed:
+  file.managed:
+    - name: {{ etcd.dropin }}
+    - source: salt://{{ tpldir }}/files/etcd-dropin.conf.jinja
+    - template: jinja
+    - context:
+        webstack: {{ webstack | tojson }}
+    - makedirs: true
+    - require:
+      - pkg: db-etcd-pkg-installed
+
+{#- etcd cannot reload: a changed config restarts it (Salt reloads systemd for the drop-in). #}
+db-etcd-service-running:
+  service.running:
+    - name: {{ etcd.service }}
+    - enable: true
+    - require:
+      - file: db-etcd-data-file-directory
+    - watch:
+      - file: db-etcd-config-file-managed
+      - file: db-etcd-unit-file-managed

@@ -1,0 +1,142 @@
+{%- set tplroot = tpldir.split('/')[0] %}
+{%- from tplroot ~ '/map.jinja' import webstack with context %}
+{%- set patroni = webstack.patroni %}
+{%- set default = patroni.default_cluster %}
+{%- set db = webstack.node.db %}
+
+{#- PostgreSQL under Patroni (engine ferretdb, 3+ db nodes): the node that wins the race in etcd
+    runs initdb, the others clone it; Patroni keeps one leader, a synchronous standby, and fails
+    over. Debian's own cluster 15/main must not run beside it: it is never created (the
+    createcluster.d setting below is in place before the package), and one created earlier is
+    dropped while it is still empty. #}
+include:
+  - .etcd
+
+db-patroni-createcluster-file-managed:
+  file.managed:
+    - name: {{ patroni.createcluster_conf }}
+    - contents: |
+        # Managed by Salt (webstack db role): Patroni runs PostgreSQL on this node; Debian's
+        # postgresql package must not create (and start) its default cluster.
+        create_main_cluster = false
+    - makedirs: true
+    - require:
+      - sls: {{ tplroot }}.common.validation
+
+db-patroni-pkg-installed:
+  pkg.installed:
+    - pkgs: {{ patroni.packages | tojson }}
+    - require:
+      - file: db-patroni-createcluster-file-managed
+
+db-patroni-helpers-file-managed:
+  file.managed:
+    - names:
+      - {{ patroni.check_config }}:
+        - source: salt://{{ tpldir }}/files/patroni-check-config
+      - {{ patroni.drop_default_cluster }}:
+        - source: salt://{{ tpldir }}/files/pg-drop-default-cluster
+    - user: root
+    - group: root
+    - mode: '0755'
+    - makedirs: true
+    - require:
+      - sls: {{ tplroot }}.common.validation
+
+{#- Only while the default cluster exists (a node where PostgreSQL was installed before): once
+    dropped, `onlyif` is false on every later run. #}
+db-patroni-default_cluster-cmd-run:
+  cmd.run:
+    - name: {{ patroni.drop_default_cluster }} {{ default.version }} {{ default.name }}
+    - onlyif: test -e /etc/postgresql/{{ default.version }}/{{ default.name }}/postgresql.conf
+    - require:
+      - pkg: db-patroni-pkg-installed
+      - file: db-patroni-helpers-file-managed
+
+db-patroni-config-file-managed:
+  file.managed:
+    - name: {{ patroni.config }}
+    - source: salt://{{ tpldir }}/files/patroni.yml.jinja
+    - template: jinja
+    - context:
+        webstack: {{ webstack | tojson }}
+    - user: root
+    - group: postgres
+    - mode: '0640'
+    - makedirs: true
+    # It holds the cluster's passwords: no diff in the state's output.
+    - show_changes: false
+    # Patroni's own validator (schema and values) before the file goes live.
+    - check_cmd: {{ patroni.check_config }}
+    - require:
+      - pkg: db-patroni-pkg-installed
+      - file: db-patroni-helpers-file-managed
+
+{#- Patroni's data_dir: Patroni (as postgres) runs initdb or pg_basebackup into it. #}
+db-patroni-data-file-directory:
+  file.directory:
+    - name: {{ patroni.data_dir }}
+    - user: postgres
+    - group: postgres
+    - mode: '0700'
+    - makedirs: true
+    - require:
+      - pkg: db-patroni-pkg-installed
+
+{#- SIGHUP (Debian's ExecReload) re-reads the file; a setting that needs a PostgreSQL restart shows
+    as `pending_restart` in `patronictl list`. #}
+db-patroni-service-running:
+  service.running:
+    - name: {{ patroni.service }}
+    - enable: true
+    - reload: true
+    - require:
+      - service: db-etcd-service-running
+      - cmd: db-patroni-default_cluster-cmd-run
+      - file: db-patroni-data-file-directory
+    - watch:
+      - file: db-patroni-config-file-managed
+
+{#- Until this member runs PostgreSQL (as leader or replica) and the cluster has a leader: the first
+    apply waits here for the bootstrap. Reports no change. #}
+db-patroni-member-webstack_patroni-member_running:
+  webstack_patroni.member_running:
+    - name: {{ webstack.node.name }}
+    - timeout: 300
+    - require:
+      - service: db-patroni-service-running
+
+{#- The cluster-wide (dynamic) settings live in etcd; this keeps them as the map says, through
+    the leader's REST API (PATCH /config only when something differs). #}
+db-patroni-dynamic_config-webstack_patroni-dynamic_config:
+  webstack_patroni.dynamic_config:
+    - name: {{ webstack.node.db_cluster.scope }}
+    - config: {{ patroni.dcs | tojson }}
+    - onlyif:
+      - fun: webstack_patroni.is_leader
+    - require:
+      - webstack_patroni: db-patroni-member-webstack_patroni-member_running
+
+{#- The app's role and database, on the leader only (replicas are read-only and receive them by
+    replication): on other nodes `onlyif` is false and nothing is reported. #}
+db-patroni-user-postgres_user-present:
+  postgres_user.present:
+    - name: {{ db.user }}
+    - password: {{ webstack.secrets.db_password | tojson }}
+    - encrypted: scram-sha-256
+    - login: true
+    - createdb: false
+    - superuser: false
+    - onlyif:
+      - fun: webstack_patroni.is_leader
+    - require:
+      - webstack_patroni: db-patroni-member-webstack_patroni-member_running
+
+db-patroni-database-postgres_database-present:
+  postgres_database.present:
+    - name: {{ db.name }}
+    - owner: {{ db.user }}
+    - onlyif:
+      - fun: webstack_patroni.is_leader
+    - require:
+      - postgres_user: db-patroni-user-postgres_user-present

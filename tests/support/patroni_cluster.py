@@ -1,0 +1,295 @@
+"""
+A real Patroni + etcd + PostgreSQL 15 cluster on loopback addresses, from the configs the state
+tree renders: each "node" is an etcd member and a Patroni (running PostgreSQL) on its own
+127.x.y.z address, as on a db node, with only what must differ on one host moved into a temp dir
+(data dirs, unix sockets, .pgpass) and the 127.0.0.1 listeners dropped (three nodes cannot share
+it; and, for the same reason, pg_hba admits replication from 127.0.0.1, where loopback traffic
+comes from). Everything runs from Debian's packages (patroni, etcd-server, postgresql-15).
+
+Every wait is bounded; ``stop`` kills whatever is left (also on a failed test).
+"""
+
+import contextlib
+import http.client
+import json
+import os
+import pathlib
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+import yaml
+
+PG_BIN = pathlib.Path("/usr/lib/postgresql/15/bin")
+
+
+def missing_tools():
+    """What this host lacks to run the cluster, or None."""
+    if os.geteuid() != 0:
+        return "needs root (PostgreSQL runs as the postgres user)"
+    for tool in ("patroni", "etcd"):
+        if not shutil.which(tool):
+            return f"{tool} is not installed (scripts/bootstrap-dev installs it)"
+    if not (PG_BIN / "postgres").exists():
+        return f"{PG_BIN}/postgres is missing (package postgresql-15)"
+    try:
+        pwd.getpwnam("postgres")
+    except KeyError:
+        return "no postgres user"
+    return None
+
+
+def port_free(address, port):
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((address, port))
+        except OSError:
+            return False
+    return True
+
+
+def http_json(api, path, timeout=2.0):
+    """``(status, JSON)`` of GET ``path`` on ``host:port``; ``(None, error)`` when nothing answers."""
+    host, _, port = api.rpartition(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        body = response.read().decode()
+    except (OSError, http.client.HTTPException) as exc:
+        return None, str(exc)
+    finally:
+        conn.close()
+    try:
+        return response.status, json.loads(body)
+    except ValueError:
+        return response.status, body
+
+
+class Node:
+    def __init__(self, name, api, base):
+        self.name, self.api, self.base = name, api, base
+        self.etcd = None
+        self.patroni = None
+
+    @property
+    def data_dir(self):
+        return self.base / "data"
+
+    def postmaster_pid(self):
+        try:
+            return int((self.data_dir / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
+
+class LoopbackCluster:
+    """``files``: ``{node name: {"patroni": text, "etcd": text}}`` as rendered for each db node."""
+
+    def __init__(self, files, members):
+        self.root = pathlib.Path(tempfile.mkdtemp(prefix="webstack-patroni-"))
+        self.root.chmod(0o755)
+        self.pg = pwd.getpwnam("postgres")
+        self.nodes = {}
+        for member in members:
+            name = member["name"]
+            base = self.root / name
+            (base / "run").mkdir(parents=True)
+            (base / "etcd").mkdir(mode=0o700)
+            for path in (base, base / "run"):
+                os.chown(path, self.pg.pw_uid, self.pg.pw_gid)
+            node = Node(name, member["patroni_api"], base)
+            node.patroni_config = base / "patroni.yml"
+            node.etcd_config = base / "etcd.yml"
+            node.patroni_config.write_text(self._patroni(files[name]["patroni"], base))
+            node.etcd_config.write_text(self._etcd(files[name]["etcd"], base))
+            os.chown(node.patroni_config, self.pg.pw_uid, self.pg.pw_gid)
+            node.patroni_config.chmod(0o600)
+            self.nodes[name] = node
+
+    # --- the rendered configs, moved into the temp dir --------------------------------------------
+    @staticmethod
+    def _patroni(text, base):
+        config = yaml.safe_load(text)
+        pg = config["postgresql"]
+        host_port = pg["listen"]
+        hosts, _, port = host_port.rpartition(":")
+        pg["listen"] = ",".join(h for h in hosts.split(",") if h != "127.0.0.1") + ":" + port
+        pg["data_dir"] = str(base / "data")
+        pg["pgpass"] = str(base / "pgpass")
+        pg["parameters"]["unix_socket_directories"] = str(base / "run")
+        # On loopback every connection between "nodes" comes from 127.0.0.1 (on real nodes, from
+        # the node's own address, which pg_hba names): admit it for replication and pg_rewind.
+        users = pg["authentication"]
+        loopback = [
+            f"host replication {users['replication']['username']} 127.0.0.1/32 scram-sha-256",
+            f"host postgres {users['rewind']['username']} 127.0.0.1/32 scram-sha-256",
+        ]
+        pg["pg_hba"] = pg["pg_hba"] + loopback
+        config["bootstrap"]["pg_hba"] = config["bootstrap"]["pg_hba"] + loopback
+        config["log"] = {"dir": str(base), "level": "INFO"}
+        return yaml.safe_dump(config)
+
+    @staticmethod
+    def _etcd(text, base):
+        config = yaml.safe_load(text)
+        config["data-dir"] = str(base / "etcd")
+        config["listen-client-urls"] = ",".join(
+            u for u in config["listen-client-urls"].split(",") if "127.0.0.1" not in u
+        )
+        config["log-outputs"] = [str(base / "etcd.log")]
+        return yaml.safe_dump(config)
+
+    # --- processes ---------------------------------------------------------------------------------
+    def _demote(self):
+        os.setgid(self.pg.pw_gid)
+        os.setgroups([])
+        os.setuid(self.pg.pw_uid)
+
+    def start_etcd(self, name):
+        node = self.nodes[name]
+        node.etcd = subprocess.Popen(
+            ["etcd"],
+            env={"ETCD_CONFIG_FILE": str(node.etcd_config), "PATH": os.environ["PATH"]},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
+    def start_patroni(self, name):
+        node = self.nodes[name]
+        log = (node.base / "patroni.out").open("ab")
+        node.patroni = subprocess.Popen(
+            ["patroni", str(node.patroni_config)],
+            env={"PATH": os.environ["PATH"], "HOME": str(node.base), "LC_ALL": "C.UTF-8"},
+            cwd=node.base,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=self._demote,  # noqa: PLW1509 - the child only drops privileges
+            start_new_session=True,
+        )
+        log.close()
+
+    def start(self):
+        for name in self.nodes:
+            self.start_etcd(name)
+        for name in self.nodes:
+            self.start_patroni(name)
+
+    def kill(self, name):
+        """A node dies at once: etcd, Patroni and PostgreSQL SIGKILLed, nothing shut down."""
+        node = self.nodes[name]
+        pid = node.postmaster_pid()
+        children = _children(pid) if pid else set()
+        for proc in (node.patroni, node.etcd):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=10)
+        if pid:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        # The backends notice their postmaster's death and exit on their own; wait for that (a
+        # new postmaster refuses a data dir whose shared memory is still in use).
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and any(_exists(c) for c in children | {pid}):
+            time.sleep(0.2)
+
+    def restart_node(self, name):
+        self.start_etcd(name)
+        self.start_patroni(name)
+
+    def stop(self):
+        for name in self.nodes:
+            with contextlib.suppress(Exception):
+                self.kill(name)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    # --- observation -------------------------------------------------------------------------------
+    def get(self, name, path, timeout=2.0):
+        return http_json(self.nodes[name].api, path, timeout)
+
+    def cluster(self, exclude=()):
+        """The first ``GET /cluster`` answer of a live node (not in ``exclude``)."""
+        for name in self.nodes:
+            if name in exclude:
+                continue
+            status, data = self.get(name, "/cluster")
+            if status == 200 and isinstance(data, dict):
+                return data
+        return None
+
+    def wait(self, predicate, timeout, what, interval=0.5):
+        """Poll ``predicate()`` until truthy (returns ``(value, seconds)``), at most ``timeout`` s."""
+        started = time.monotonic()
+        while True:
+            value = predicate()
+            if value:
+                return value, time.monotonic() - started
+            if time.monotonic() - started > timeout:
+                raise AssertionError(f"timed out after {timeout}s waiting for {what}\n{self.logs()}")
+            time.sleep(interval)
+
+    def logs(self, lines=15):
+        out = []
+        for node in self.nodes.values():
+            path = node.base / "patroni.log"
+            if path.exists():
+                tail = path.read_text(errors="replace").splitlines()[-lines:]
+                out.append(f"--- {node.name} patroni.log\n" + "\n".join(tail))
+        return "\n".join(out)
+
+    def psql(self, name, sql, user="postgres", database="postgres"):
+        """Run SQL on a node through its unix socket, as the postgres OS user (peer auth)."""
+        node = self.nodes[name]
+        port = yaml.safe_load(node.patroni_config.read_text())["postgresql"]["listen"].rsplit(
+            ":", 1
+        )[1]
+        proc = subprocess.run(
+            [
+                str(PG_BIN / "psql"),
+                "-XAtq",
+                "-h",
+                str(node.base / "run"),
+                "-p",
+                port,
+                "-U",
+                user,
+                "-d",
+                database,
+                "-c",
+                sql,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+            preexec_fn=self._demote,  # noqa: PLW1509
+            env={"PATH": os.environ["PATH"], "PGCONNECT_TIMEOUT": "3"},
+        )
+        return proc.returncode, proc.stdout.strip(), proc.stderr.strip()
+
+
+def _children(pid):
+    """The processes whose parent is ``pid``."""
+    found = set()
+    for status in pathlib.Path("/proc").glob("[0-9]*/status"):
+        with contextlib.suppress(OSError, ValueError):
+            for line in status.read_text().splitlines():
+                if line.startswith("PPid:") and int(line.split()[1]) == pid:
+                    found.add(int(status.parent.name))
+    return found
+
+
+def _exists(pid):
+    if not pid:
+        return False
+    try:
+        state = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"

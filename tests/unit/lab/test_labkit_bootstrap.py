@@ -1,0 +1,132 @@
+"""The lab installs and configures Salt with the bootstrap scripts the Vagrant VMs run: a node's
+overlay dir gets, through them, the files the lab wrote itself before (same config, same keys, same
+modes), and the template's Salt comes from `bootstrap/install-salt wheelhouse`. No container is
+touched: the overlay dirs and the key dir are scratch directories."""
+
+import os
+import stat
+import sys
+
+import pytest
+import yaml
+from support.state_tree import REPO
+
+sys.path.insert(0, str(REPO / "lab"))
+
+from labkit import cluster, config, lxc, pki, template
+
+
+def mode(path):
+    return stat.S_IMODE(os.lstat(path).st_mode)
+
+
+@pytest.fixture
+def lab(tmp_path, monkeypatch):
+    """The lab of topology/lab.yaml with its overlay dirs and key dir under tmp_path."""
+    monkeypatch.setattr(lxc, "delta", lambda name: tmp_path / "lxc" / name / "delta0")
+    keys = tmp_path / "pki"
+    keys.mkdir(mode=0o700)
+    monkeypatch.setattr(pki, "KEYS", keys)
+    lab = config.load(REPO / "topology" / "lab.yaml")
+    pairs = {}
+    for node in lab.containers:
+        pem, pub = f"PRIVATE {node.name}\n", f"PUBLIC {node.name}\n"
+        (keys / f"{node.name}.pem").write_text(pem)
+        (keys / f"{node.name}.pub").write_text(pub)
+        pairs[node.name] = (pem, pub)
+    return lab, pairs, tmp_path / "lxc"
+
+
+def test_the_master_is_seeded_by_configure_master(lab):
+    lab, pairs, lxcdir = lab
+    cluster._seed(lab, lab.master, pairs)
+    root = lxcdir / "master" / "delta0"
+    conf = yaml.safe_load((root / "etc/salt/master.d/webstack.conf").read_text())
+    assert conf == {
+        "interface": lab.master.address,
+        "auto_accept": False,
+        "file_roots": {"base": ["/srv/webstack/salt", "/srv/webstack-site/files"]},
+        "pillar_roots": {"base": ["/srv/webstack/pillar", "/srv/webstack-site"]},
+        "runner_dirs": ["/srv/webstack/_runners"],
+        "worker_threads": 4,
+        "timeout": 15,
+        "gather_job_timeout": 30,
+        "log_level_logfile": "info",
+    }
+    master_pki = root / "etc/salt/pki/master"
+    assert (master_pki / "master.pem").read_text() == pairs["master"][0]
+    assert mode(master_pki / "master.pem") == 0o400
+    assert (master_pki / "master.pub").read_text() == pairs["master"][1]
+    accepted = {p.name: p.read_text() for p in (master_pki / "minions").iterdir()}
+    assert accepted == {n.name: pairs[n.name][1] for n in lab.nodes}
+    # The lab's own part: the template's minion masked, salt-master enabled, the node's identity.
+    assert os.readlink(root / "etc/systemd/system/salt-minion.service") == "/dev/null"
+    wants = root / "etc/systemd/system/multi-user.target.wants/salt-master.service"
+    assert os.readlink(wants) == "/usr/lib/systemd/system/salt-master.service"
+    assert (root / "etc/hostname").read_text() == "master\n"
+    assert not (root / "etc/salt/pki/minion").exists()
+
+
+def test_every_node_is_seeded_by_configure_minion(lab):
+    lab, pairs, lxcdir = lab
+    for node in lab.nodes:
+        cluster._seed(lab, node, pairs)
+        root = lxcdir / node.name / "delta0"
+        conf = yaml.safe_load((root / "etc/salt/minion.d/webstack.conf").read_text())
+        assert conf == {
+            "id": node.name,
+            "master": lab.master.address,
+            "enable_fqdns_grains": False,
+            "acceptance_wait_time": 2,
+            "acceptance_wait_time_max": 5,
+            "random_reauth_delay": 0,
+            "log_level_logfile": "info",
+        }
+        minion_pki = root / "etc/salt/pki/minion"
+        assert (minion_pki / "minion.pem").read_text() == pairs[node.name][0]
+        assert mode(minion_pki / "minion.pem") == 0o400
+        assert (minion_pki / "minion.pub").read_text() == pairs[node.name][1]
+        assert (minion_pki / "minion_master.pub").read_text() == pairs["master"][1]
+        assert (root / "etc/hostname").read_text() == f"{node.name}\n"
+        assert not (root / "etc/salt/pki/master").exists()
+        assert not (root / "etc/systemd/system/salt-minion.service").exists()
+
+
+def test_the_seed_marker_follows_the_salt_config_and_the_scripts(lab, tmp_path, monkeypatch):
+    lab, _, _ = lab
+    node = lab.nodes[0]
+    before = cluster._seed_marker(lab, node)
+    assert cluster._seed_marker(lab, node) == before
+    lab.master.address = "10.77.0.3"
+    moved = cluster._seed_marker(lab, node)
+    assert moved != before
+    script = tmp_path / "configure-minion"
+    script.write_bytes(cluster.CONFIGURE_MINION.read_bytes() + b"\n# changed\n")
+    monkeypatch.setattr(cluster, "CONFIGURE_MINION", script)
+    assert cluster._seed_marker(lab, node) != moved
+
+
+def test_the_template_installs_salt_with_install_salt_wheelhouse(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(template, "sh", lambda args, **kwargs: calls.append(([*args], kwargs)))
+    rootfs, wheels = tmp_path / "rootfs", tmp_path / "wheels"
+    template._install_salt(rootfs, wheels)
+    assert calls[0][0] == [
+        REPO / "bootstrap" / "install-salt",
+        "--root",
+        rootfs,
+        "wheelhouse",
+        wheels,
+    ]
+    assert calls[0][1]["clean"] is True, "none of the caller's environment reaches the chroot"
+    assert calls[1][0] == ["chroot", rootfs, "apt-get", "clean"]
+
+
+def test_a_changed_install_salt_script_builds_another_template(tmp_path, monkeypatch):
+    wheels = tmp_path / "lab-wheelhouse-0"
+    script = tmp_path / "install-salt"
+    script.write_text("#!/bin/sh\n")
+    monkeypatch.setattr(template, "INSTALL_SALT", script)
+    first = template.path(wheels)
+    script.write_text("#!/bin/sh\n# changed\n")
+    assert template.path(wheels) != first
