@@ -1,5 +1,6 @@
 """VIP takeover after four kinds of lb failure, beside the VRRP bound, with the loss clients see."""
 
+import threading
 import time
 
 from . import labctl
@@ -59,8 +60,12 @@ def run_once(lab, failure, rate, after):
     cause, restore = FAILURES[failure]
     with Stream(labctl.vip_url(lab), rate=rate, max_seconds=60) as stream:
         time.sleep(2)
+        # The cause runs beside the clock, not before it: `systemctl stop` returns only when
+        # keepalived has exited (about 1 s after it handed the VIP over), `lxc-stop -k` when the
+        # container is gone.
+        failing = threading.Thread(target=cause, args=(holder, iface), daemon=True)
         started = time.monotonic()
-        cause(holder, iface)
+        failing.start()
         new = None
         while time.monotonic() - started < 30:
             held = set(labctl.vip_holders(lab)) & others
@@ -69,6 +74,7 @@ def run_once(lab, failure, rate, after):
                 break
             time.sleep(0.02)
         seconds = time.monotonic() - started if new else None
+        failing.join(timeout=60)
         time.sleep(after)
     if restore:
         labctl.lab_cmd(*_fmt(restore, holder, iface))

@@ -1,10 +1,13 @@
 """A DB outage answers 503 (not 502 or a hang), keeps the app servers in the pool, recovers."""
 
+import pytest
 from e2e_lab import http_get, wait_until
 
 
 def test_db_stop_answers_503_then_recovers(healthy):
     lab = healthy
+    if len(lab.dbs) >= 3:
+        pytest.skip("a Patroni cluster fails over instead (test_e2e_patroni.py)")
     db = lab.dbs[0]
     try:
         lab.run("service", db, "postgresql", "stop")

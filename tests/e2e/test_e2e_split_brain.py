@@ -18,7 +18,8 @@ def test_freeze_owner_is_reported_as_split_brain(healthy):
         print(f"{owner} frozen: {holders} hold the VIP after {seconds:.2f}s")
         code, output = lab.status()
         assert code != 0, output
-        assert "split" in output.lower(), output
+        problem = next((line for line in output.splitlines() if "split brain:" in line), "")
+        assert owner in problem and all(h in problem for h in holders), output
     finally:
         lab.run("thaw", owner)
     wait_until(lambda: len(lab.vip_holders()) == 1, 30, what="exactly one VIP holder after thaw")
