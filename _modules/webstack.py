@@ -1418,6 +1418,13 @@ def _db_health(node, engine=None):
     ports = node.get("ports") or {}
     if engine == "mongodb":
         return dict(_mongodb_health(), engine=engine)
+    if engine == "ferretdb" and (node.get("db") or {}).get("cluster"):
+        # 3+ db nodes: a Patroni cluster, judged from its members' REST APIs (leader, replicas,
+        # lag; unhealthy without a leader or a synchronous standby).
+        cluster = __salt__.get("webstack_patroni.cluster")
+        if cluster is None:
+            return {"engine": engine, "healthy": False, "error": "webstack_patroni not loaded"}
+        return dict(cluster(), engine=engine, cluster=True)
     if engine == "ferretdb":
         return dict(_postgresql_health(ports.get("postgresql", 5432)), engine=engine)
     return {"engine": engine, "healthy": False, "error": f"unknown db engine {engine!r}"}
@@ -1494,7 +1501,10 @@ def _service_names(node, roles):
         names += [_lookup("app:nginx:service"), _lookup("app:supervisor:service")]
         if engine == "ferretdb":
             names.append(_lookup("ferretdb:service"))
-    if "db" in roles:
+    if "db" in roles and (node.get("db") or {}).get("cluster"):
+        names += [_pillar("webstack:lookup:patroni:service") or "patroni"]
+        names += [_pillar("webstack:lookup:etcd:service") or "etcd"]
+    elif "db" in roles:
         names.append(_lookup("mongodb:service" if engine == "mongodb" else "postgresql:service"))
     return names
 

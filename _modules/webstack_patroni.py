@@ -13,7 +13,8 @@ its members' REST APIs report it.
   configuration (kept in etcd) and a change to it (the ``webstack_patroni`` states use them).
 
 Only the standard library is used (``http.client``): reading Patroni's REST API needs no
-credentials; changing the dynamic configuration uses pillar ``webstack:secrets:patroni_rest_password``.
+credentials; changing the dynamic configuration uses pillar
+``webstack:secrets:patroni_rest_password``.
 Members and their API addresses come from the topology (``webstack_topology.node``:
 ``db_cluster.members``), the user from pillar ``webstack:lookup:patroni:users:rest``.
 """
@@ -109,7 +110,7 @@ def _split(api):
     return host, int(port)
 
 
-def _request(api, path, method="GET", body=None, auth=None, timeout=_TIMEOUT):
+def _request(api, path, *, method="GET", body=None, auth=None, timeout=_TIMEOUT):
     """``(status, parsed JSON or text)`` of one request to a Patroni REST API at ``host:port``."""
     host, port = _split(api)
     headers = {"Accept": "application/json"}
@@ -161,18 +162,21 @@ def _fmt_bytes(value):
     return str(value)
 
 
-def parse_cluster(data, config=None, expected=(), max_lag=DEFAULT_MAX_LAG):
+def parse_cluster(data, config=None, expected=(), max_lag=DEFAULT_MAX_LAG, unreachable=None):
     """
     Judge a Patroni ``GET /cluster`` answer (``data``), with the dynamic configuration
-    (``GET /config``, for ``synchronous_mode``) and the member names the topology expects.
+    (``GET /config``, for ``synchronous_mode``), the member names the topology expects and
+    ``unreachable``: ``{name: reason}`` of listed members whose own REST API did not answer (a
+    member killed outright stays listed, "running", until its key expires after ttl seconds).
 
     Returns ``{leader, replicas: [{name, role, state, lag, sync, host, timeline}], members,
     synchronous_mode, paused, healthy, degraded, problems, warnings}``:
 
-    - ``problems`` (``healthy`` false): no leader; a leader whose PostgreSQL is not running; in
-      synchronous mode, no synchronous standby that runs;
+    - ``problems`` (``healthy`` false): no leader; a leader whose PostgreSQL is not running or
+      that does not answer; in synchronous mode, no synchronous standby that runs and answers;
     - ``warnings`` (``degraded`` true): a topology member missing from the cluster, a replica not
-      running, a lag unknown or above ``max_lag`` bytes, maintenance mode (no automatic failover).
+      running or not answering, a lag unknown or above ``max_lag`` bytes, maintenance mode (no
+      automatic failover).
 
     This function is pure (no I/O); ``cluster`` feeds it.
 
@@ -187,6 +191,7 @@ def parse_cluster(data, config=None, expected=(), max_lag=DEFAULT_MAX_LAG):
     if not isinstance(data, dict) or not isinstance(data.get("members"), list):
         raise CommandExecutionError(f"not a Patroni /cluster answer: {str(data)[:200]}")
     config = config if isinstance(config, dict) else {}
+    unreachable = unreachable or {}
     members = [m for m in data["members"] if isinstance(m, dict) and m.get("name")]
     leaders = [m for m in members if m.get("role") in LEADER_ROLES]
     leader = leaders[0] if leaders else None
@@ -209,20 +214,31 @@ def parse_cluster(data, config=None, expected=(), max_lag=DEFAULT_MAX_LAG):
     problems, warnings = [], []
     if leader is None:
         problems.append("no leader: no member holds the leader lock (writes are refused)")
+    elif leader["name"] in unreachable:
+        problems.append(
+            f"leader {leader['name']} does not answer ({unreachable[leader['name']]}): "
+            "a standby takes over once its lock expires"
+        )
     elif leader.get("state") not in RUNNING_STATES:
-        problems.append(f"leader {leader['name']} is {leader.get('state') or 'in an unknown state'}")
-    syncs = [r for r in replicas if r["sync"] and r["state"] in RUNNING_STATES]
+        state = leader.get("state") or "in an unknown state"
+        problems.append(f"leader {leader['name']} is {state}")
+    syncs = [
+        r
+        for r in replicas
+        if r["sync"] and r["state"] in RUNNING_STATES and r["name"] not in unreachable
+    ]
     if sync_mode and leader is not None and not syncs:
         problems.append(
-            "no synchronous standby: a write acknowledged now would live on "
-            f"{leader['name']} only"
+            f"no synchronous standby: a write acknowledged now would live on {leader['name']} only"
         )
     names = {m["name"] for m in members}
     for name in expected or ():
         if name not in names:
             warnings.append(f"{name}: not in the cluster (Patroni down or unreachable)")
     for replica in replicas:
-        if replica["state"] not in RUNNING_STATES:
+        if replica["name"] in unreachable:
+            warnings.append(f"{replica['name']}: does not answer ({unreachable[replica['name']]})")
+        elif replica["state"] not in RUNNING_STATES:
             warnings.append(f"{replica['name']}: {replica['state'] or 'state unknown'}")
         elif replica["lag"] is None:
             warnings.append(f"{replica['name']}: replication lag unknown")
@@ -384,9 +400,12 @@ def cluster(name=None, timeout=_TIMEOUT, max_lag=DEFAULT_MAX_LAG):
             _status, conf = _request(target["patroni_api"], "/config", timeout=timeout)
         except CommandExecutionError:
             conf = None
-        view = parse_cluster(data, conf if isinstance(conf, dict) else None, expected, max_lag)
+        listed = {m.get("name") for m in data.get("members") or [] if isinstance(m, dict)}
+        unreachable = _unreachable(members, listed - {target["name"]}, timeout)
+        view = parse_cluster(
+            data, conf if isinstance(conf, dict) else None, expected, max_lag, unreachable
+        )
         view["source"] = target["name"]
-        _check_leader(view, members, timeout)
         return view
     problem = "no Patroni REST API answered: " + "; ".join(tried)
     return {
@@ -403,29 +422,17 @@ def cluster(name=None, timeout=_TIMEOUT, max_lag=DEFAULT_MAX_LAG):
     }
 
 
-def _check_leader(view, members, timeout):
-    """
-    A leader killed outright stays in /cluster, "running", until its lock expires (up to ttl
-    seconds): ask it directly, so that the view says so at once instead of "healthy".
-    """
-    leader = view.get("leader")
-    if not leader or leader == view.get("source"):
-        return
-    entry = next((m for m in members if m["name"] == leader), None)
-    if entry is None:
-        return
-    try:
-        status, data = _request(entry["patroni_api"], "/patroni", timeout=timeout)
-    except CommandExecutionError as exc:
-        problem = f"leader {leader} does not answer ({exc}): failover once its lock expires"
-    else:
-        if status == 200 and isinstance(data, dict) and data.get("role") in LEADER_ROLES:
-            return
-        role = data.get("role") if isinstance(data, dict) else None
-        problem = f"leader {leader} answers as {role or 'unknown'} (HTTP {status})"
-    view["problems"].append(problem)
-    view["healthy"] = False
-    view["degraded"] = True
+def _unreachable(members, names, timeout):
+    """``{name: reason}`` of the members named whose own REST API does not answer."""
+    out = {}
+    for entry in members:
+        if entry["name"] not in names:
+            continue
+        try:
+            _request(entry["patroni_api"], "/patroni", timeout=timeout)
+        except CommandExecutionError as exc:
+            out[entry["name"]] = str(exc).split(": ", 1)[-1]
+    return out
 
 
 def wait_member_running(timeout=300, interval=2):
@@ -501,4 +508,3 @@ def config_diff(want, have):
         elif not _same(value, current):
             diff[key] = value
     return diff
-

@@ -290,7 +290,7 @@ def _is_cluster(engine, nodes):
 
 
 def _validate_cluster(topology, engine, nodes, errors):
-    """Engine ferretdb: 1 db node or a quorum-capable cluster; a cluster's ports must not collide."""
+    """Engine ferretdb: 1 db node or a cluster with a quorum; its ports must not collide."""
     count = len(_db_nodes(nodes))
     if engine == "ferretdb" and 1 < count < CLUSTER_MIN_DB_NODES:
         errors.append(

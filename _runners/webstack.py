@@ -87,7 +87,7 @@ def _summarize(returns, expected=()):
 
     vip = _judge_vip(answers, problems, warnings)
     backends = _judge_backends(answers, problems)
-    db = _judge_db(answers, silent, problems)
+    db = _judge_db(answers, silent, problems, warnings)
     _judge_nodes(answers, warnings)
     healthy = not problems
     report = {
@@ -180,19 +180,23 @@ def _judge_backends(answers, problems):
     return seen
 
 
-def _judge_db(answers, silent, problems):
+def _judge_db(answers, silent, problems, warnings=None):
     engines = {r["topology"].get("db_engine") for r in answers.values() if r.get("topology")}
     engines.discard(None)
     db_names = {n for r in answers.values() for n in r.get("topology", {}).get("db_nodes") or []}
     silent = [m for m in silent if m in db_names] if db_names else list(silent)
     engine = ", ".join(sorted(engines)) or None
-    nodes = {}
+    nodes, views = {}, {}
     for minion, ret in sorted(_roles(answers, "db").items()):
         db = (ret.get("backends") or {}).get("db") or {}
         nodes[minion] = {
             "healthy": bool(db.get("healthy")),
-            "summary": _db_summary(db),
+            "summary": _db_summary(db, minion),
         }
+        if db.get("cluster") and not db.get("error"):
+            views[minion] = db
+    if views:
+        return _judge_cluster(engine, nodes, views, problems, warnings)
     healthy = any(n["healthy"] for n in nodes.values())
     if not nodes:
         problems.append(
@@ -204,9 +208,67 @@ def _judge_db(answers, silent, problems):
     return {"engine": engine, "healthy": healthy, "nodes": nodes}
 
 
-def _db_summary(db):
+def _judge_cluster(engine, nodes, views, problems, warnings):
+    """
+    A Patroni cluster (engine ferretdb, 3+ db nodes): every db node answers with the cluster's
+    view (``webstack_patroni.cluster``). Unhealthy without a leader or a synchronous standby, or
+    when db nodes see different leaders; degraded (a warning) when a member is missing, not
+    running or lagging.
+    """
+    # The view of a node whose own Patroni answered (it read the cluster itself), else any.
+    view = next((v for m, v in views.items() if v.get("source") == m), next(iter(views.values())))
+    leaders = sorted({v.get("leader") for v in views.values()} - {None})
+    problems += [f"DB: {p}" for p in view.get("problems") or []]
+    if len(leaders) > 1:
+        seen = ", ".join(f"{m}: {v.get('leader')}" for m, v in sorted(views.items()))
+        problems.append(f"DB: db nodes see different leaders ({seen})")
+    if warnings is not None:
+        warnings += [f"DB degraded: {w}" for w in view.get("warnings") or []]
+    return {
+        "engine": engine,
+        "healthy": bool(view.get("healthy")) and len(leaders) <= 1,
+        "degraded": bool(view.get("degraded")),
+        "cluster": {
+            k: view.get(k)
+            for k in ("leader", "sync_standbys", "replicas", "members", "synchronous_mode")
+        },
+        "nodes": nodes,
+    }
+
+
+def _lag_text(lag):
+    if lag is None:
+        return "lag unknown"
+    for unit in ("B", "kB", "MB"):
+        if lag < 1024 or unit == "MB":
+            return f"lag {lag:.0f} {unit}" if unit == "B" else f"lag {lag:.1f} {unit}"
+        lag /= 1024
+    return f"lag {lag}"
+
+
+def _cluster_summary(db, minion=None):
+    """One line: the leader, then each replica (sync or async, state, lag); this node marked."""
+    mark = {minion: "*"} if minion else {}
+    leader = db.get("leader")
+    parts = [f"leader {leader}{mark.get(leader, '')}" if leader else "NO LEADER"]
+    for replica in db.get("replicas") or []:
+        kind = "sync" if replica.get("sync") else "async"
+        parts.append(
+            f"{replica['name']}{mark.get(replica['name'], '')} {kind} {replica.get('state')}"
+            f" {_lag_text(replica.get('lag'))}"
+        )
+    if db.get("problems"):
+        parts.append("UNHEALTHY: " + "; ".join(db["problems"]))
+    elif db.get("degraded"):
+        parts.append("degraded")
+    return "patroni: " + ", ".join(parts)
+
+
+def _db_summary(db, minion=None):
     if db.get("error"):
         return db["error"]
+    if db.get("cluster"):
+        return _cluster_summary(db, minion)
     if "postgresql" in db or "accepting" in db:
         pg = db.get("postgresql", db)
         state = "accepting connections" if pg.get("accepting") else "not accepting connections"

@@ -109,7 +109,9 @@ def _pick(current, diff):
     out = {}
     for key, value in diff.items():
         have = (current or {}).get(key)
-        out[key] = _pick(have if isinstance(have, dict) else {}, value) if isinstance(
-            value, dict
-        ) else have
+        out[key] = (
+            _pick(have if isinstance(have, dict) else {}, value)
+            if isinstance(value, dict)
+            else have
+        )
     return out

@@ -54,7 +54,7 @@ def port_free(address, port):
 
 
 def http_json(api, path, timeout=2.0):
-    """``(status, JSON)`` of GET ``path`` on ``host:port``; ``(None, error)`` when nothing answers."""
+    """``(status, JSON)`` of GET ``path`` on ``host:port``; ``(None, error)`` if nothing answers."""
     host, _, port = api.rpartition(":")
     conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
     try:
@@ -112,7 +112,7 @@ class LoopbackCluster:
             node.patroni_config.chmod(0o600)
             self.nodes[name] = node
 
-    # --- the rendered configs, moved into the temp dir --------------------------------------------
+    # --- the rendered configs, moved into the temp dir ------------------------------------------
     @staticmethod
     def _patroni(text, base):
         config = yaml.safe_load(text)
@@ -145,7 +145,7 @@ class LoopbackCluster:
         config["log-outputs"] = [str(base / "etcd.log")]
         return yaml.safe_dump(config)
 
-    # --- processes ---------------------------------------------------------------------------------
+    # --- processes -------------------------------------------------------------------------------
     def _demote(self):
         os.setgid(self.pg.pw_gid)
         os.setgroups([])
@@ -209,7 +209,7 @@ class LoopbackCluster:
                 self.kill(name)
         shutil.rmtree(self.root, ignore_errors=True)
 
-    # --- observation -------------------------------------------------------------------------------
+    # --- observation -----------------------------------------------------------------------------
     def get(self, name, path, timeout=2.0):
         return http_json(self.nodes[name].api, path, timeout)
 
@@ -224,14 +224,15 @@ class LoopbackCluster:
         return None
 
     def wait(self, predicate, timeout, what, interval=0.5):
-        """Poll ``predicate()`` until truthy (returns ``(value, seconds)``), at most ``timeout`` s."""
+        """Poll ``predicate()`` until truthy; ``(value, seconds)``; at most ``timeout`` seconds."""
         started = time.monotonic()
         while True:
             value = predicate()
             if value:
                 return value, time.monotonic() - started
             if time.monotonic() - started > timeout:
-                raise AssertionError(f"timed out after {timeout}s waiting for {what}\n{self.logs()}")
+                logs = self.logs()
+                raise AssertionError(f"timed out after {timeout}s waiting for {what}\n{logs}")
             time.sleep(interval)
 
     def logs(self, lines=15):
@@ -268,7 +269,7 @@ class LoopbackCluster:
             text=True,
             timeout=30,
             check=False,
-            preexec_fn=self._demote,  # noqa: PLW1509
+            preexec_fn=self._demote,
             env={"PATH": os.environ["PATH"], "PGCONNECT_TIMEOUT": "3"},
         )
         return proc.returncode, proc.stdout.strip(), proc.stderr.strip()

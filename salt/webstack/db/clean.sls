@@ -1,17 +1,22 @@
 {%- set tplroot = tpldir.split('/')[0] %}
 {%- from tplroot ~ '/map.jinja' import webstack with context %}
+{%- set patroni = webstack.patroni %}
+{%- set etcd = webstack.etcd %}
 # Removes what the db role installed, data included: only ever run it on purpose.
 
 db-clean-service-dead:
   service.dead:
     - names:
+      - {{ patroni.service }}
+      - {{ etcd.service }}
       - {{ webstack.postgresql.service }}
       - {{ webstack.mongodb.service }}
     - enable: false
 
 db-clean-pkg-purged:
   pkg.purged:
-    - pkgs: {{ (webstack.postgresql.packages + [webstack.mongodb.package]) | tojson }}
+    - pkgs: {{ (webstack.postgresql.packages + patroni.packages + etcd.packages
+                + [webstack.mongodb.package]) | unique | list | tojson }}
     - require:
       - service: db-clean-service-dead
 
@@ -21,5 +26,14 @@ db-clean-file-absent:
       - {{ webstack.mongodb.config }}
       - {{ webstack.mongodb.keyfile }}
       - /etc/apt/sources.list.d/mongodb-org-{{ webstack.mongodb.version }}.list
+      - {{ patroni.config }}
+      - {{ patroni.data_dir }}
+      - {{ patroni.pgpass }}
+      - {{ patroni.createcluster_conf }}
+      - {{ patroni.check_config }}
+      - {{ patroni.drop_default_cluster }}
+      - {{ etcd.config }}
+      - {{ etcd.dropin }}
+      - {{ etcd.data_dir }}
     - require:
       - pkg: db-clean-pkg-purged

@@ -157,7 +157,7 @@ def test_both_haproxy_tracking_modes_pass_keepalived_check(state_tree, tracking,
     text, cmd = state_tree(topology, lookup=lookup).rendered_files("lb1")[path]
     assert f"vrrp_{'track_process' if tracking == 'process' else 'script'} track_haproxy" in text
     assert re.search(rf"track_{tracking} \{{\s+track_haproxy\s+\}}", text)
-    (rc, out), = run_checks(tmp_path, topology, {path: (text, cmd)}).values()
+    ((rc, out),) = run_checks(tmp_path, topology, {path: (text, cmd)}).values()
     assert rc == 0, out
 
 

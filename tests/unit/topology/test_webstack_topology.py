@@ -77,6 +77,7 @@ def test_derived_defaults_for_the_database():
         "replica_set": "rs0",
         "name": "webstack",
         "user": "webstack",
+        "cluster": False,
     }
     assert cluster["ports"]["mongodb"] == 27017
 
