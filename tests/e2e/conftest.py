@@ -82,11 +82,36 @@ def healthy(lab, request):
     return lab
 
 
+#: Tests that rebuild the lab with another topology run after every other e2e test.
+LAST = ("test_e2e_patroni.py",)
+
+
 def pytest_collection_modifyitems(items):
     here = str(REPO / "tests" / "e2e")
     for item in items:
         if str(item.fspath).startswith(here):
             item.add_marker(pytest.mark.e2e)
+    items.sort(key=lambda item: item.fspath.basename in LAST)  # stable: order kept otherwise
+
+
+@pytest.fixture(scope="session")
+def switch_topology(request):
+    """``switch_topology(path)``: rebuild the lab from bare containers with another topology."""
+    return lambda topology: _switch_topology(request.config, topology)
+
+
+def _switch_topology(config, topology):
+    started = time.monotonic()
+    code = _lab_command(config, "down", timeout=10 * 60)
+    _phase(config, "lab down", started)
+    if code != 0:
+        pytest.fail(f"`lab down` exited {code} (its output is above)", pytrace=False)
+    started = time.monotonic()
+    code = _lab_command(config, "up", "--topology", str(topology), timeout=35 * 60)
+    _phase(config, f"lab up {topology.stem}", started)
+    if code != 0:
+        pytest.fail(f"`lab up --topology {topology}` exited {code} (above)", pytrace=False)
+    return Lab()
 
 
 def pytest_terminal_summary(terminalreporter):

@@ -20,7 +20,7 @@ import time
 import uuid
 
 import pytest
-from e2e_lab import REPO, Lab, http_get, http_post_json, wait_until
+from e2e_lab import REPO, http_get, http_post_json, wait_until
 
 #: The issue's bound: a new primary within 30 s of the old one's death.
 FAILOVER_BOUND = 30.0
@@ -30,16 +30,36 @@ PATRONI_PORT = 8008
 RESULTS = REPO / ".lab" / "e2e-patroni.json"
 
 
-def _db_count():
-    try:
-        return len(Lab().dbs)
-    except Exception:  # no lab state, unreadable topology: not this topology
-        return 0
+HA_TOPOLOGY = REPO / "topology" / "lab-ha-db.yaml"
 
 
-pytestmark = pytest.mark.skipif(
-    _db_count() < 3, reason="needs a lab with >= 3 db nodes (LAB_TOPOLOGY=topology/lab-ha-db.yaml)"
-)
+@pytest.fixture(scope="module")
+def ha_lab(lab, switch_topology):
+    """The lab rebuilt from bare containers with three db nodes (unless it already has them).
+
+    A rebuild, not a converge: a single PostgreSQL holding data does not turn into a Patroni
+    member by itself (the db role refuses to drop a cluster with data in it).
+    """
+    if len(lab.dbs) >= 3:
+        return lab
+    handle = switch_topology(HA_TOPOLOGY)
+    handle.wait_healthy(timeout=300)
+    return handle
+
+
+@pytest.fixture
+def healthy(ha_lab):
+    ha_lab.wait_healthy(timeout=120)
+    return ha_lab
+
+
+def test_three_db_lab_converges_and_a_second_apply_changes_nothing(ha_lab):
+    assert len(ha_lab.dbs) >= 3
+    summary = ha_lab.apply()
+    failed = {m: e["errors"] for m, e in summary.items() if e["errors"]}
+    assert not failed, f"state.apply failed: {failed}"
+    changed = {m: e["changed"] for m, e in summary.items() if e["changed"]}
+    assert not changed, f"a second state.apply changed states on: {changed}"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -125,13 +145,15 @@ def _ferretdb_starts(lab):
 
 
 class NoteWriter:
-    """Notes posted one after another through the VIP until stopped, at most ``max_writes`` and
-    ``max_seconds``: every answer is recorded (acknowledged = 201 with the note's id)."""
+    """Notes posted through the VIP at most ``rate`` per second until stopped, at most
+    ``max_writes`` and ``max_seconds``: every answer is recorded (acknowledged = 201 with the
+    note's id). Paced, so that the stream lasts as long as the test needs it."""
 
-    def __init__(self, lab, max_writes=4000, max_seconds=240):
+    def __init__(self, lab, max_writes=8000, max_seconds=300, rate=20):
         self.url = lab.vip_url + "api/notes"
         self.run = f"ha-{uuid.uuid4().hex[:8]}"
         self.max_writes, self.max_seconds = max_writes, max_seconds
+        self.pause = 1.0 / rate
         self.acked = {}  # id -> text
         self.failures = []  # (monotonic time, status, body)
         self.successes = []  # monotonic times
@@ -156,8 +178,7 @@ class NoteWriter:
                         self.failures.append((now, status, body[:200]))
                 else:
                     self.failures.append((now, status, body[:200]))
-            if status != 201:
-                time.sleep(0.2)  # a down database answers at once: do not spin
+            time.sleep(self.pause if status == 201 else 0.2)
 
     def count(self):
         with self._lock:

@@ -54,13 +54,23 @@ db-etcd-unit-file-managed:
     - require:
       - pkg: db-etcd-pkg-installed
 
-{#- etcd cannot reload: a changed config restarts it (Salt reloads systemd for the drop-in). #}
+{#- systemd reads a new or changed drop-in only on daemon-reload; Salt's own unit-change check
+    misses a drop-in created while the service runs (measured: the restart kept the old
+    environment), so reload explicitly before the restart. #}
+db-etcd-unit-cmd-run:
+  cmd.run:
+    - name: systemctl daemon-reload
+    - onchanges:
+      - file: db-etcd-unit-file-managed
+
+{#- etcd cannot reload: a changed config restarts it. #}
 db-etcd-service-running:
   service.running:
     - name: {{ etcd.service }}
     - enable: true
     - require:
       - file: db-etcd-data-file-directory
+      - cmd: db-etcd-unit-cmd-run
     - watch:
       - file: db-etcd-config-file-managed
       - file: db-etcd-unit-file-managed

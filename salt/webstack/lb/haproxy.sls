@@ -42,11 +42,21 @@ lb-haproxy-config-file-managed:
     - require:
       - pkg: lb-haproxy-pkg-installed
 
+{#- systemd reads a new or changed drop-in only on daemon-reload (Salt's unit-change check misses
+    a drop-in added while the service runs). #}
+lb-haproxy-unit-cmd-run:
+  cmd.run:
+    - name: systemctl daemon-reload
+    - onchanges:
+      - file: lb-haproxy-unit-file-managed
+
 lb-haproxy-service-running:
   service.running:
     - name: {{ haproxy.service }}
     - enable: true
     - reload: true
+    - require:
+      - cmd: lb-haproxy-unit-cmd-run
     - watch:
       - file: lb-haproxy-config-file-managed
       - file: lb-haproxy-unit-file-managed
