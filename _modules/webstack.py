@@ -437,7 +437,20 @@ def _vip_other_holders(vip, interface, netns=None):
     out = __salt__["cmd.run_all"](cmd, python_shell=False, ignore_retcode=True)
     if out["retcode"] not in (0, 1):  # 0: nobody answered, 1: somebody did
         return None, f"arping failed ({out['retcode']}): {out['stderr'].strip()[:200]}"
-    return parse_arping(out["stdout"]), None
+    # This host answers too through any other interface on the same segment (Linux answers ARP
+    # for local addresses on every interface): its own MACs are not a second holder.
+    own = _local_macs(netns)
+    return [mac for mac in parse_arping(out["stdout"]) if mac not in own], None
+
+
+def _local_macs(netns=None):
+    cmd = ["ip"] + (["-n", netns] if netns else []) + ["-j", "link", "show"]
+    out = __salt__["cmd.run_all"](cmd, python_shell=False, ignore_retcode=True)
+    try:
+        links = json.loads(out["stdout"] or "[]") if out["retcode"] == 0 else []
+    except ValueError:
+        links = []
+    return {str(link.get("address", "")).lower() for link in links}
 
 
 def _name_macs(macs, interface, netns, nodes):

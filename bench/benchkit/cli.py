@@ -7,7 +7,7 @@ import time
 
 import yaml
 
-from . import converge, hop, labctl, machine, report, takeover
+from . import converge, dbfailover, hop, labctl, machine, report, takeover
 from .stream import Stream
 
 OUT = labctl.REPO / "bench"
@@ -120,6 +120,20 @@ def bench_app_stop(lab, runs, rate):
     }
 
 
+def bench_db_failover(lab, runs, rate):
+    rows = []
+    for run in range(1, runs + 1):
+        rows.append(dbfailover.run_once(lab, rate))
+        labctl.say(f"    db failover run {run}: {rows[-1]}")
+    return {
+        "rate": rate,
+        "runs": rows,
+        **{
+            k: report.stats([r[k] for r in rows]) for k in ("failover_s", "failed", "longest_gap_s")
+        },
+    }
+
+
 def bench_hop(lab, runs, seconds):
     direct = f"http://{lab.derived['app'][0]['address']}/api/whoami"
     vip = labctl.vip_url(lab) + "api/whoami"
@@ -163,6 +177,16 @@ def measure(lab, topology, only, args, results):
         finally:
             lab = ensure_lab(topology)
         _done("VIP takeover, fast profile", started)
+    if "db_failover" in only:
+        if len(lab.derived["db_nodes"]) >= 3:
+            started = _step("PostgreSQL failover (Patroni), primary hard-killed under writes")
+            results["db_failover"] = bench_db_failover(lab, args.runs, rate=20)
+            _done("PostgreSQL failover", started)
+        else:
+            labctl.say(
+                "    (PostgreSQL failover needs >= 3 db nodes: "
+                "make bench TOPOLOGY=topology/lab-ha-db.yaml BENCH_ARGS='--only db_failover')"
+            )
     if "converge" in only:
         started = _step("converge")
         results["converge"] = bench_converge(args.converge_runs)
@@ -182,14 +206,14 @@ def main(argv=None):
     parser.add_argument("--rate", type=int, default=50, help="request stream, requests/s")
     parser.add_argument(
         "--only",
-        choices=("converge", "takeover", "app_stop", "hop"),
+        choices=("converge", "takeover", "app_stop", "hop", "db_failover"),
         action="append",
         help="measure only these (repeatable); default: everything",
     )
     args = parser.parse_args(argv)
     if args.runs < 1 or args.converge_runs < 1 or not 1 <= args.rate <= 500:
         parser.error("--runs and --converge-runs must be >= 1, --rate within 1..500")
-    only = set(args.only or ("converge", "takeover", "app_stop", "hop"))
+    only = set(args.only or ("converge", "takeover", "app_stop", "hop", "db_failover"))
     topology = labctl.Path(args.topology).resolve()
     results = {}
     if args.only and (OUT / "results.json").exists():

@@ -74,6 +74,16 @@ def markdown(results):
             f"| {_cell(a['longest_gap_s'])} |",
             "",
         ]
+    d = results.get("db_failover")
+    if d:
+        lines += [
+            "| PostgreSQL primary hard-killed (Patroni, 3 db nodes) | new leader | bound "
+            "| failed writes | longest gap without a write |",
+            "| --- | --- | --- | --- | --- |",
+            f"| {d['rate']} writes/s through the VIP | {_cell(d['failover_s'])} | 30 s (issue) "
+            f"| {_cell(d['failed'], unit='', digits=0)} | {_cell(d['longest_gap_s'])} |",
+            "",
+        ]
     h = results.get("hop")
     if h:
         lines += [

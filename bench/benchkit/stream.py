@@ -15,11 +15,13 @@ class Stream:
     lb would measure the client's reconnect logic, not the stack.
     """
 
-    def __init__(self, url, rate=50, timeout=2.0, max_seconds=60):
+    def __init__(self, url, rate=50, timeout=2.0, max_seconds=60, body=None):
         parts = urlsplit(url)
         self.host, self.port = parts.hostname, parts.port or 80
         self.path = parts.path or "/"
         self.rate, self.timeout, self.max_seconds = rate, timeout, max_seconds
+        # With a body: POST it as JSON, and a success is 201 (a write acknowledged).
+        self.body = body
         self.results = []  # (sent, done, ok)
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -31,10 +33,14 @@ class Stream:
         try:
             conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
             try:
-                conn.request("GET", self.path)
+                if self.body is None:
+                    conn.request("GET", self.path)
+                else:
+                    headers = {"Content-Type": "application/json"}
+                    conn.request("POST", self.path, body=self.body, headers=headers)
                 response = conn.getresponse()
                 response.read()
-                ok = response.status == 200
+                ok = response.status == (200 if self.body is None else 201)
             finally:
                 conn.close()
         except OSError:

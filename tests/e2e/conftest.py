@@ -101,6 +101,8 @@ def switch_topology(request):
 
 
 def _switch_topology(config, topology):
+    # Every later `lab` command and Lab() of the session works on this topology.
+    os.environ["LAB_TOPOLOGY"] = str(topology)
     started = time.monotonic()
     code = _lab_command(config, "down", timeout=10 * 60)
     _phase(config, "lab down", started)

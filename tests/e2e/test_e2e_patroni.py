@@ -188,6 +188,10 @@ class NoteWriter:
         with self._lock:
             return next((t for t in self.successes if t > moment), None)
 
+    def first_failure_after(self, moment):
+        with self._lock:
+            return next((t for t, _, _ in self.failures if t > moment), None)
+
     def failed_between(self, start, end):
         with self._lock:
             return sum(1 for t, _, _ in self.failures if start <= t <= end)
@@ -286,8 +290,17 @@ def test_primary_hard_killed_during_writes_loses_no_acknowledged_write(healthy):
                 what="a new Patroni leader",
             )
             failover = time.monotonic() - killed
+            # Writes keep succeeding until the primary is really gone; "back" is the first
+            # success after the first failure (or the kill itself when none failed).
+            wait_until(
+                lambda: writer.first_failure_after(killed) or time.monotonic() - killed > 10,
+                WRITES_BACK_BOUND,
+                interval=0.2,
+                what="the kill to reach the writes (a failure, or 10 s of successes)",
+            )
+            outage = writer.first_failure_after(killed) or killed
             back, _ = wait_until(
-                lambda: writer.succeeded_after(killed),
+                lambda: writer.succeeded_after(outage),
                 WRITES_BACK_BOUND,
                 interval=0.5,
                 what="a write to succeed through the VIP after the kill",

@@ -19,9 +19,19 @@ def servers(loaders, lab):
 
 
 def test_backend_health_up_down_up(loaders, haproxy_lab):
-    health = loaders.modules.webstack.backend_health(
-        role="lb", socket=str(haproxy_lab.haproxy.socket)
-    )["lb"]
+    def lb_health():
+        return loaders.modules.webstack.backend_health(
+            role="lb", socket=str(haproxy_lab.haproxy.socket)
+        )["lb"]
+
+    def all_up(health):
+        return all(s["status"] == "UP" for s in health["backends"]["app"]["servers"].values())
+
+    # On a loaded machine one health check can time out ("UP 1/2", going down): start from a
+    # state where every check passed.
+    health = harness.wait_for(
+        lambda: all_up(h := lb_health()) and h, 10, what="both servers fully UP"
+    )
     assert health["healthy"] is True
     assert health["frontends"]["www"]["status"] == "OPEN"
     app = health["backends"]["app"]
