@@ -3,6 +3,7 @@
 import argparse
 import datetime
 import json
+import os
 import time
 
 import yaml
@@ -24,6 +25,8 @@ def _done(name, started):
 
 
 def ensure_lab(topology):
+    # Every later `lab` command and labctl.load() of this run works on this topology.
+    os.environ["LAB_TOPOLOGY"] = str(topology)
     started = _step(f"lab up ({topology.name})")
     labctl.lab_cmd("up", "--topology", str(topology))
     _done("lab up", started)
