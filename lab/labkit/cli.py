@@ -33,8 +33,15 @@ def locked():
         yield
 
 
+def _lab(args, reread=False):
+    """The running lab (its saved state) or, with none, the topology asked for; a --topology,
+    --nodes, $LAB_TOPOLOGY or $LAB_NODES that differs from the running lab's is an error."""
+    return config.load(args.topology, args.nodes, env=True, reread=reread)
+
+
 def cmd_up(args):
-    lab = config.load(args.topology, args.nodes)
+    # reread: converging a running lab needs its file unchanged (the site dir is written from it)
+    lab = _lab(args, reread=True)
     ok = False
     try:
         with step("host packages"):
@@ -78,20 +85,21 @@ def cmd_up(args):
 
 
 def cmd_down(_args):
+    # from the saved state alone, whatever --topology/LAB_TOPOLOGY say (no PyYAML needed)
     with step("down"):
         teardown.down()
     return 0
 
 
 def _running_lab(args):
-    lab = config.load(args.topology, args.nodes)
+    lab = _lab(args)
     if lxc.state(config.MASTER_NAME) != "RUNNING":
         raise LabError("the lab's salt-master is not running: run `lab up` first")
     return lab
 
 
 def cmd_status(args):
-    lab = config.load(args.topology, args.nodes)
+    lab = _lab(args)
     for line in health.node_table(lab):
         say(line)
     vip, stats = health.urls(lab)
@@ -114,7 +122,7 @@ def cmd_run(args):
 
 
 def cmd_exec(args):
-    lab = config.load(args.topology, args.nodes)
+    lab = _lab(args)
     lab.node(args.node)
     return lxc.attach_passthrough(args.node, *args.args)
 
@@ -127,7 +135,7 @@ def cmd_apply(args):
 
 
 def cmd_chaos(args):
-    lab = config.load(args.topology, args.nodes)
+    lab = _lab(args)
     node = lab.node(args.node).name
     with step(f"{args.command} {node}"):
         if args.command == "kill":
@@ -145,7 +153,7 @@ def cmd_chaos(args):
 
 
 def cmd_service(args):
-    lab = config.load(args.topology, args.nodes)
+    lab = _lab(args)
     node = lab.node(args.node).name
     with step(f"{args.action} {args.service} on {node}"):
         proc = lxc.attach(node, "systemctl", args.action, args.service, check=False, capture=False)
@@ -157,12 +165,14 @@ def parser():
     common.add_argument(
         "--topology",
         default=argparse.SUPPRESS,
-        help="topology file (default: $LAB_TOPOLOGY or topology/lab.yaml)",
+        help="topology file (default: the running lab's, else $LAB_TOPOLOGY or topology/lab.yaml);"
+        " one that differs from the running lab's is an error",
     )
     common.add_argument(
         "--nodes",
         default=argparse.SUPPRESS,
-        help="other node counts, e.g. app=3 or lb=3,app=3,db=1 (default: $LAB_NODES or the file)",
+        help="other node counts, e.g. app=3 or lb=3,app=3,db=1 (default: the running lab's,"
+        " else $LAB_NODES or the file's)",
     )
     p = argparse.ArgumentParser(
         prog="lab",

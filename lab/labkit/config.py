@@ -80,7 +80,12 @@ class Lab:
     prefix: int
     master: Node
     nodes: list
-    scaled: bool = False
+    #: The --nodes/LAB_NODES spec that scaled the file's topology (None: the file's nodes).
+    spec: str = None
+
+    @property
+    def scaled(self):
+        return bool(self.spec)
 
     @property
     def containers(self):
@@ -103,23 +108,112 @@ class Lab:
         raise LabError(f"no node {name!r} in {self.topology_file} (nodes: {known})")
 
 
-def load(topology_file=None, nodes=None):
-    """Read, validate and derive the topology (the pillar's rules); fill in the lab's defaults."""
+def load(topology_file=None, nodes=None, *, env=False, reread=False):
+    """The lab to work on: the running one (as `up` saved it) or, with none running, the topology.
+
+    With a lab running (``STATE_FILE`` exists) its saved topology is the lab, whatever the file says
+    now; a ``topology_file``/``nodes`` given that makes a different topology is a LabError. With
+    ``env`` (the CLI), ``$LAB_TOPOLOGY``/``$LAB_NODES`` are checked the same way; without it they
+    are ignored while a lab runs (a script may set them for its next `lab up` before `lab down`).
+    With ``reread`` (`up`, which writes the site dir from the file), the running lab's file itself
+    must still make the saved topology. With no lab running: ``topology_file`` or
+    ``$LAB_TOPOLOGY`` or the default, scaled by ``nodes`` or ``$LAB_NODES``.
+    """
+    saved = running()
+    if saved is None:
+        path, spec, _ = _requested(topology_file, nodes, True, DEFAULT_TOPOLOGY)
+        return from_file(path, spec)
+    lab = _build(
+        Path(saved["topology"]),
+        saved["raw"],
+        saved.get("nodes"),
+        saved["bridge"],
+        f"{STATE_FILE} (the running lab's topology, from {saved['topology']})",
+    )
+    path, spec, asked = _requested(topology_file, nodes, env, lab.topology_file, lab.spec)
+    if asked or reread:
+        raw = _read_topology(path)
+        if spec:
+            raw = scale(raw, spec)
+        if _normalised(raw) != _normalised(lab.raw):
+            changed = path == lab.topology_file and (spec or None) == (lab.spec or None)
+            raise LabError(
+                f"the running lab was brought up from {_describe(lab)}; "
+                f"{' '.join(asked) or _shown(path)} differs"
+                f"{' (the file changed since)' if changed else ''}: run `lab down` first"
+            )
+    return lab
+
+
+def from_file(topology_file, nodes=None):
+    """The lab of a topology file scaled by a nodes spec, whatever lab runs (no state read)."""
+    path = Path(topology_file).resolve()
+    raw = _read_topology(path)
+    bridge = os.environ.get("LAB_BRIDGE", "wsbr0")
+    return _build(path, scale(raw, nodes) if nodes else raw, nodes, bridge, str(path))
+
+
+def _shown(path):
+    """A path as the user would write it: relative to the repo when inside it."""
+    try:
+        return str(Path(path).relative_to(REPO))
+    except ValueError:
+        return str(path)
+
+
+def _describe(lab):
+    scaled = f" --nodes {lab.spec}" if lab.spec else ""
+    return f"{_shown(lab.topology_file)}{scaled} ({len(lab.nodes)} nodes)"
+
+
+def _requested(topology_file, nodes, env, default_path, default_spec=None):
+    """(path, nodes spec, how they were asked for: e.g. ``["--topology topology/lab.yaml"]``).
+
+    What is not asked for (by argument, or by environment with ``env``) is the default: the
+    default topology, or with a lab running its file and its nodes spec.
+    """
+    asked = []
+    path, spec = default_path, default_spec
+    env_topology = os.environ.get("LAB_TOPOLOGY") if env else None
+    env_nodes = os.environ.get("LAB_NODES") if env else None
+    if topology_file:
+        path = Path(topology_file).resolve()
+        asked.append(f"--topology {topology_file}")
+    elif env_topology:
+        path = Path(env_topology).resolve()
+        asked.append(f"LAB_TOPOLOGY={env_topology}")
+    if nodes:
+        spec = nodes
+        asked.append(f"--nodes {nodes}")
+    elif env_nodes:
+        spec = env_nodes
+        asked.append(f"LAB_NODES={env_nodes}")
+    elif asked:
+        spec = None  # another file asked for, no node counts: the file's nodes
+    return Path(path).resolve(), spec or None, asked
+
+
+def _normalised(raw):
+    """The topology as JSON has it (as the state file keeps it), to compare two of them."""
+    return json.loads(json.dumps(raw, default=str))
+
+
+def _read_topology(path):
     import yaml  # only here: `lab down` works without PyYAML
 
-    path = Path(topology_file or os.environ.get("LAB_TOPOLOGY") or DEFAULT_TOPOLOGY).resolve()
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
         raise LabError(f"{path}: cannot read the topology: {exc}") from exc
-    spec = nodes or os.environ.get("LAB_NODES")
-    if spec:
-        raw = scale(raw, spec)
+
+
+def _build(path, raw, spec, bridge, source):
+    """Validate and derive ``raw`` (the pillar's rules); fill in the lab's defaults."""
     module = _topology_module()
     try:
         derived = module.derive(raw)
     except module.TopologyError as exc:
-        raise LabError(f"{path}: invalid topology:\n  - " + "\n  - ".join(exc.errors)) from exc
+        raise LabError(f"{source}: invalid topology:\n  - " + "\n  - ".join(exc.errors)) from exc
     network = ipaddress.IPv4Network(derived["network"]["cidr"])
     first, second = itertools.islice(network.hosts(), 2)
     gateway = derived["network"]["gateway"] or str(first)
@@ -127,21 +221,21 @@ def load(topology_file=None, nodes=None):
     members = [Node(n["name"], n["address"], list(n["roles"])) for n in derived["nodes"]]
     taken = {n.address for n in members} | {derived["vip"]["address"], master_address}
     if gateway in taken:
-        raise LabError(f"{path}: network.gateway {gateway} is also a node, master or VIP address")
+        raise LabError(f"{source}: network.gateway {gateway} is also a node, master or VIP address")
     if any(n.name == MASTER_NAME for n in members):
         raise LabError(
-            f"{path}: a node may not be named {MASTER_NAME!r} (the salt-master container)"
+            f"{source}: a node may not be named {MASTER_NAME!r} (the salt-master container)"
         )
     return Lab(
-        topology_file=path,
+        topology_file=Path(path).resolve(),
         raw=raw,
         derived=derived,
-        bridge=os.environ.get("LAB_BRIDGE", "wsbr0"),
+        bridge=bridge,
         gateway=gateway,
         prefix=network.prefixlen,
         master=Node(MASTER_NAME, master_address, ["master"]),
         nodes=members,
-        scaled=bool(spec),
+        spec=spec or None,
     )
 
 
@@ -155,24 +249,58 @@ def digest(*parts):
     return sha.hexdigest()[:12]
 
 
+#: The format of STATE_FILE; another (an older `lab up`'s) is refused with "run `lab down`".
+STATE_VERSION = 2
+
+
 def save_state(lab):
-    """Remember what `up` made, so that `down` can undo it even if the topology file changed."""
+    """Remember what `up` made: the lab itself for every later command (the topology as scaled,
+    whatever the file says later), and what `down` undoes even without PyYAML."""
     STATE.mkdir(parents=True, exist_ok=True)
-    STATE_FILE.write_text(
-        json.dumps(
-            {
-                "bridge": lab.bridge,
-                "gateway": lab.gateway,
-                "topology": str(lab.topology_file),
-                "containers": [c.name for c in lab.containers],
-            },
-            indent=2,
+    state = {
+        "version": STATE_VERSION,
+        "bridge": lab.bridge,
+        "gateway": lab.gateway,
+        "topology": str(lab.topology_file),
+        "nodes": lab.spec,
+        "containers": [c.name for c in lab.containers],
+        "raw": lab.raw,
+    }
+    temporary = STATE_FILE.with_name(STATE_FILE.name + ".tmp")
+    temporary.write_text(json.dumps(state, indent=2, default=str) + "\n", encoding="utf-8")
+    temporary.replace(STATE_FILE)  # never half a file: a later command would refuse it
+
+
+def running():
+    """The running lab's saved state, or None when there is none (no STATE_FILE: no lab up)."""
+    hint = "run `lab down` (it needs only the bridge and container names) and `lab up` again"
+    try:
+        state = json.loads(STATE_FILE.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise LabError(
+            f"{STATE_FILE}: cannot read the running lab's state ({exc}): {hint}"
+        ) from exc
+    if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
+        found = state.get("version", "none") if isinstance(state, dict) else type(state).__name__
+        raise LabError(
+            f"{STATE_FILE}: not a lab state of this `lab` (format {found}, expected "
+            f"{STATE_VERSION}; an older `lab up` wrote it?): {hint}"
         )
-    )
+    kinds = {"topology": str, "bridge": str, "raw": dict, "nodes": (str, type(None))}
+    wrong = [key for key, kind in kinds.items() if not isinstance(state.get(key), kind)]
+    if wrong:
+        raise LabError(
+            f"{STATE_FILE}: corrupt lab state ({', '.join(wrong)} missing/wrong): {hint}"
+        )
+    return state
 
 
 def read_state():
+    """The saved state as far as it is readable ({} if not): `down` works from it whatever it is."""
     try:
-        return json.loads(STATE_FILE.read_text())
+        state = json.loads(STATE_FILE.read_text())
     except (OSError, ValueError):
         return {}
+    return state if isinstance(state, dict) else {}

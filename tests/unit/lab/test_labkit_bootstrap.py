@@ -27,7 +27,7 @@ def lab(tmp_path, monkeypatch):
     keys = tmp_path / "pki"
     keys.mkdir(mode=0o700)
     monkeypatch.setattr(pki, "KEYS", keys)
-    lab = config.load(REPO / "topology" / "lab.yaml")
+    lab = config.from_file(REPO / "topology" / "lab.yaml")
     pairs = {}
     for node in lab.containers:
         pem, pub = f"PRIVATE {node.name}\n", f"PUBLIC {node.name}\n"
