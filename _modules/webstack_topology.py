@@ -25,10 +25,14 @@ __virtualname__ = "webstack_topology"
 
 ROLES = ("lb", "app", "db")
 ENGINES = ("ferretdb", "mongodb")
-TOP_LEVEL_KEYS = ("name", "master", "network", "vip", "db", "ports", "vrrp", "nodes")
+TOP_LEVEL_KEYS = ("name", "master", "network", "vip", "db", "ports", "vrrp", "clients", "nodes")
 NODE_KEYS = ("name", "address", "roles", "priority")
 VIP_KEYS = ("address", "prefix", "interface", "router_id")
 DB_KEYS = ("engine", "replica_set", "name", "user")
+#: ``clients``: sources, besides the lbs and the node itself, that may reach an app node's nginx
+#: directly (``direct_app_access``), and sources the lbs' per-client limits never throttle
+#: (``unlimited``). Each entry is an IPv4 address or network, or ``gateway`` (network.gateway).
+CLIENT_KEYS = ("direct_app_access", "unlimited")
 
 #: Ports every node agrees on. Any of them can be overridden in the topology's ``ports`` mapping.
 DEFAULT_PORTS = {
@@ -383,6 +387,40 @@ def validate(topology=None, secrets=None, lookup=None):
     return {"valid": not (errors := _errors(topology, secrets, lookup)), "errors": errors}
 
 
+def _client_sources(topology, key, errors=None):
+    """The networks of ``clients.<key>`` as strings (``gateway`` resolved); bad entries reported."""
+    clients = topology.get("clients") or {}
+    entries = (clients.get(key) or []) if isinstance(clients, dict) else []
+    if not isinstance(entries, list):
+        if errors is not None:
+            errors.append(f"clients.{key}: must be a list of addresses, networks or 'gateway'")
+        return []
+    gateway = (topology.get("network") or {}).get("gateway")
+    sources = []
+    for index, entry in enumerate(entries):
+        value = gateway if entry == "gateway" else entry
+        try:
+            sources.append(str(ipaddress.IPv4Network(str(value), strict=False)))
+        except ValueError:
+            if errors is not None:
+                why = "network.gateway is not set" if entry == "gateway" else "not an IPv4 address"
+                errors.append(f"clients.{key}[{index}]: {entry!r}: {why}")
+    return sources
+
+
+def _validate_clients(topology, errors):
+    clients = topology.get("clients")
+    if clients is None:
+        return
+    if not isinstance(clients, dict):
+        errors.append(f"clients: must be a mapping with keys {', '.join(CLIENT_KEYS)}")
+        return
+    for extra in sorted(set(clients) - set(CLIENT_KEYS)):
+        errors.append(f"clients.{extra}: unknown key (expected one of {', '.join(CLIENT_KEYS)})")
+    for key in CLIENT_KEYS:
+        _client_sources(topology, key, errors)
+
+
 def _validate_lookup(engine, lookup, errors):
     if lookup is None or engine != "ferretdb":
         return
@@ -440,6 +478,7 @@ def _errors(topology, secrets=None, lookup=None):
             f"nodes: {len(lbs)} lb nodes is more than derived priorities allow; "
             "set 'priority' on each"
         )
+    _validate_clients(topology, errors)
     _validate_cluster(topology, engine, nodes, errors)
     _validate_secrets(engine, secrets, errors, cluster=_is_cluster(engine, nodes))
     _validate_lookup(engine, lookup, errors)
@@ -508,6 +547,11 @@ def derive(topology=None):
         "nodes": nodes,
         "lb": lbs,
         "app": [n for n in nodes if "app" in n["roles"]],
+        # Who may reach an app node's nginx besides the node itself: the lbs, then the topology's
+        # clients.direct_app_access; and who the lbs' per-client limits leave alone.
+        "app_allowed_sources": [f"{n['address']}/32" for n in lbs]
+        + _client_sources(topology, "direct_app_access"),
+        "client_limits_exempt": _client_sources(topology, "unlimited"),
         "db_nodes": db_nodes,
         "db_cluster": _db_cluster(name, db_nodes, ports) if db["cluster"] else None,
     }
