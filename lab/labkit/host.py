@@ -1,22 +1,16 @@
-"""Host prerequisites: the Debian packages the lab needs, installed with apt-get when missing."""
+"""Host prerequisites: the Debian packages of scripts/host-packages.txt, installed when missing."""
 
 import os
 import shutil
+from pathlib import Path
 
+from . import hostreq
 from .run import LabError, say, sh
 
-PACKAGES = (
-    "lxc",  # lxc-start/-attach/-stop/-freeze (5.0.2 in Debian 12)
-    "debootstrap",  # builds the node template
-    "apt-cacher-ng",  # the apt proxy on the bridge address
-    "iproute2",  # ip link/addr for the bridge
-    "python3-venv",  # builds the wheelhouse with Debian's python3 (the nodes' python3)
-    "python3-dev",  # timelib builds a C extension
-    "gcc",
-    "rsync",
-    "util-linux",  # nsenter
-    "curl",
-)
+#: The one host package list (scripts/bootstrap-dev installs the same one for `make test`).
+PACKAGES = hostreq.read_packages()
+#: invoke-rc.d / deb-systemd-invoke ask it before starting a service: 101 means "do not".
+POLICY_RC_D = Path("/usr/sbin/policy-rc.d")
 
 
 def missing_packages(packages=PACKAGES):
@@ -39,8 +33,25 @@ def ensure_packages():
     say(f"    installing: {' '.join(missing)}")
     env = {"DEBIAN_FRONTEND": "noninteractive"}
     sh(["apt-get", "update", "-q"], env=env, quiet=True)
-    sh(["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing], env=env, quiet=True)
-    # The packages' own services are not used (no systemd as PID 1 here): the lab runs apt-cacher-ng
-    # itself with its own config dir, and makes its own bridge instead of lxc-net's.
+    # The packages' own services are not used: the lab runs apt-cacher-ng itself with its own config
+    # dir and makes its own bridge instead of lxc-net's; the tests start their own haproxy,
+    # keepalived, PostgreSQL, etcd on loopback. A policy-rc.d answering 101 keeps them all stopped
+    # (one the host already has is left as it is).
+    ours = not POLICY_RC_D.exists()
+    if ours:
+        POLICY_RC_D.write_text("#!/bin/sh\nexit 101\n")
+        POLICY_RC_D.chmod(0o755)
+    try:
+        sh(
+            ["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing],
+            env=env,
+            quiet=True,
+        )
+    finally:
+        if ours:
+            POLICY_RC_D.unlink(missing_ok=True)
+    still = missing_packages()
+    if still:
+        raise LabError(f"still missing after apt-get install: {' '.join(still)}")
     if not shutil.which("lxc-start"):
         raise LabError("lxc-start is still missing after apt-get install lxc")

@@ -10,6 +10,7 @@ import subprocess
 import time
 
 from .config import LXCPATH
+from .hostreq import LXC_INCLUDE
 from .run import LabError, sh, wait_for
 
 PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -52,7 +53,7 @@ def hwaddr(address):
 def config_text(lab, node, template, mounts=()):
     lines = [
         "# Written by the webstack lab (lab/labkit/lxc.py); `lab down` removes it.",
-        "lxc.include = /usr/share/lxc/config/debian.common.conf",
+        f"lxc.include = {LXC_INCLUDE}",
         "lxc.arch = linux64",
         f"lxc.uts.name = {node.name}",
         f"lxc.rootfs.path = overlay:{template}/rootfs:{delta(node.name)}",
