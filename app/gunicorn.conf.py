@@ -41,6 +41,19 @@ timeout = 30
 # supervisor's stopwaitsecs must be longer.
 graceful_timeout = 20
 
+# Request size limits: nginx is the gate, not gunicorn. nginx (large_client_header_buffers 4 8k)
+# refuses an over-long request line or header line itself, and answers in the site's JSON; gunicorn
+# would answer with its own HTML page, before the app, for a request nginx has already accepted:
+# nginx may forward a longer line than it received (it re-escapes the URI, appends to
+# X-Forwarded-For). So gunicorn must never be the one refusing on size:
+# - request line: 0 is unlimited (valid values 0..8190), on gunicorn 20.1 (Debian 12) and 27;
+# - header field size: 0 means unlimited on gunicorn 20.1 but, from 25.2 on, the 8190-byte
+#   default, so an explicit bound far above nginx's 8 KiB serves both;
+# - header count: 32768 is the most gunicorn accepts (nginx's 32 KiB of headers hold fewer).
+limit_request_line = 0
+limit_request_field_size = 64 * 1024
+limit_request_fields = 32768
+
 # The app logs one line per request itself (with the request id); gunicorn's own log goes to stderr,
 # which supervisor collects.
 accesslog = None

@@ -29,10 +29,12 @@ def _request_id():
 
 
 def _client():
-    # The first X-Forwarded-For hop is the client as haproxy saw it; X-Real-IP is nginx's peer.
-    # Both are only as trustworthy as the proxies, which is enough for a log line.
-    forwarded = request.headers.get("X-Forwarded-For", "").split(",")[0].strip()
-    return forwarded or request.headers.get("X-Real-IP") or request.remote_addr or "-"
+    # X-Real-IP is nginx's $remote_addr after its realip processing: the real client, which nginx
+    # takes from X-Forwarded-For only when the request came from a trusted load balancer. nginx
+    # sets it on every request, and it is the only peer gunicorn's unix socket accepts, so the
+    # header cannot come from a client. X-Forwarded-For can: a client may send any first hop, so
+    # it is never logged as the client. Without nginx (a test, a direct run), the TCP peer.
+    return request.headers.get("X-Real-IP", "").strip() or request.remote_addr or "-"
 
 
 def _start():

@@ -10,6 +10,8 @@ from werkzeug.exceptions import BadRequest, RequestEntityTooLarge, UnsupportedMe
 
 NOTE_MAX_LENGTH = 500
 _DIGITS = re.compile(r"[0-9]{1,9}")
+# Control characters a note may not hold: C0 except tab, LF and CR; DEL; C1 (see note_text).
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 
 def _clip(text, length=64):
@@ -65,9 +67,29 @@ def json_object(body):
 
 
 def note_text(value, field="text"):
-    """A note's text: a string of 1..500 characters once surrounding whitespace is removed."""
+    """
+    A note's text: a string of 1..500 characters once surrounding whitespace is removed.
+
+    The text must be storable and displayable as it was sent, on every engine the app runs on:
+
+    - no control characters other than tab, line feed and carriage return (the three a textarea
+      sends), anywhere in the value as sent: not the C0 controls U+0000-U+001F, not DEL U+007F,
+      not the C1 controls U+0080-U+009F. PostgreSQL cannot store U+0000 in text or jsonb at all
+      (FerretDB passes its error on, which was a 503); the others are invisible, break terminals
+      and log readers, and are not allowed in HTML text or XML 1.0.
+    - no lone surrogates (JSON can carry "\\ud800", UTF-8 cannot encode it).
+
+    Every other Unicode character is accepted, including the unassigned and private-use ones.
+    """
     if not isinstance(value, str):
         raise FieldError(field, f"'{field}' must be a string of 1 to {NOTE_MAX_LENGTH} characters")
+    control = _CONTROL.search(value)
+    if control:
+        raise FieldError(
+            field,
+            f"'{field}' must not contain control characters (U+{ord(control.group()):04X} at "
+            f"position {control.start()}); only tab, line feed and carriage return are allowed",
+        )
     text = value.strip()
     if not 1 <= len(text) <= NOTE_MAX_LENGTH:
         raise FieldError(

@@ -1,10 +1,14 @@
 """
-Fixtures for the app's functional tests: a real MongoDB-wire server (FerretDB on SQLite) and apps
-talking to it.
+Fixtures for the app's functional tests: a real MongoDB-wire server, FerretDB on a real PostgreSQL
+15 as in production, and apps talking to it.
+
+PostgreSQL is a throwaway cluster on the loopback (:mod:`support.loopback_postgres`). It matters:
+PostgreSQL refuses what SQLite stores (NUL in text and jsonb, say), and FerretDB passes its
+errors through, so only this backend shows what the app must reject before the database.
 
 FerretDB is the binary ``make test`` provides (``scripts/ensure-ferretdb`` exports its path in
-``WEBSTACK_FERRETDB_BIN``). It listens on a free loopback port with its SQLite files in a temporary
-directory, telemetry and its debug HTTP listener off: nothing leaves the loopback.
+``WEBSTACK_FERRETDB_BIN``). It listens on a free loopback port, telemetry and its debug HTTP
+listener off: nothing leaves the loopback.
 """
 
 import os
@@ -17,6 +21,7 @@ import uuid
 
 import pymongo
 import pytest
+from support import loopback_postgres
 
 APP_DIR = pathlib.Path(__file__).resolve().parents[3] / "app"
 # The package is tested from the checkout, as gunicorn runs it with --chdir/PYTHONPATH on a node.
@@ -38,11 +43,13 @@ def free_port():
 
 
 class FerretDB:
-    """One FerretDB process that can be stopped and started again on the same port and data."""
+    """One FerretDB process on ``postgresql_url``; it can be stopped and started again on the same
+    port and data. ``data_dir`` holds its state file and log."""
 
-    def __init__(self, binary, data_dir):
+    def __init__(self, binary, data_dir, postgresql_url):
         self.binary = binary
         self.data_dir = data_dir
+        self.postgresql_url = postgresql_url
         self.port = free_port()
         self.log_path = data_dir / "ferretdb.log"
         self.process = None
@@ -57,8 +64,8 @@ class FerretDB:
             return
         command = [
             self.binary,
-            "--handler=sqlite",
-            f"--sqlite-url=file:{self.data_dir}/",
+            "--handler=postgresql",
+            f"--postgresql-url={self.postgresql_url}",
             f"--listen-addr=127.0.0.1:{self.port}",
             f"--state-dir={self.data_dir}",
             "--telemetry=disable",
@@ -123,8 +130,23 @@ def unused_port():
 
 
 @pytest.fixture(scope="session")
-def ferretdb(tmp_path_factory):
-    """A running FerretDB for the whole session (a test that stops it must start it again)."""
+def postgres():
+    """A throwaway PostgreSQL 15 on the loopback for the whole session."""
+    reason = loopback_postgres.unavailable()
+    if reason:
+        pytest.fail(f"no PostgreSQL for FerretDB: {reason}", pytrace=False)
+    server = loopback_postgres.LoopbackPostgres()
+    try:
+        server.start()
+    except RuntimeError as exc:
+        server.stop()
+        pytest.fail(str(exc), pytrace=False)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def ferretdb_binary():
     binary = os.environ.get(FERRETDB_ENV) or FERRETDB_DEFAULT
     if not os.access(binary, os.X_OK):
         pytest.fail(
@@ -132,7 +154,30 @@ def ferretdb(tmp_path_factory):
             f"(scripts/ensure-ferretdb builds it) or point {FERRETDB_ENV} at a FerretDB v1 binary",
             pytrace=False,
         )
-    server = FerretDB(binary, tmp_path_factory.mktemp("ferretdb"))
+    return binary
+
+
+@pytest.fixture(scope="session")
+def make_ferretdb(ferretdb_binary, postgres):
+    """``make(data_dir, database=None)``: a FerretDB (not started) on a PostgreSQL database, a new
+    one unless ``database`` names one; FerretDB processes on one database share their storage, as
+    the app nodes' sidecars share the db node's PostgreSQL."""
+
+    def make(data_dir, database=None):
+        if database is None:
+            database = f"ferretdb_{uuid.uuid4().hex[:12]}"
+            postgres.create_database(database)
+        server = FerretDB(ferretdb_binary, data_dir, postgres.url(database))
+        server.pg_database = database
+        return server
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def ferretdb(make_ferretdb, tmp_path_factory):
+    """A running FerretDB for the whole session (a test that stops it must start it again)."""
+    server = make_ferretdb(tmp_path_factory.mktemp("ferretdb"))
     server.start()
     yield server
     server.stop()

@@ -187,6 +187,30 @@ def test_body_limits_on_the_wire(server, settings):
     assert small.startswith(b"HTTP/1.1 201")
 
 
+def test_gunicorn_never_refuses_on_size(server):
+    """nginx is the size gate (and answers JSON): what it forwards, gunicorn hands to the app,
+    never answering with its own HTML 400 page."""
+    long_path = b"/api/notes/" + b"a" * 12_000  # over gunicorn's default and largest (8190)
+    many = b"".join(b"X-Header-%d: v\r\n" % i for i in range(300))  # default limit: 100
+    big = b"X-Forwarded-For: " + b"1" * 12_000 + b", 203.0.113.7\r\n"  # default limit: 8190
+    for line, headers in [(long_path, b""), (b"/api/whoami", many + big)]:
+        response = raw_request(
+            server.port,
+            b"GET " + line + b" HTTP/1.1\r\nHost: t\r\nConnection: close\r\n" + headers + b"\r\n",
+        )
+        head, _, body = response.partition(b"\r\n\r\n")
+        assert b"content-type: application/json" in head.lower(), response[:300]
+        status = int(head.split()[1])
+        assert status == (400 if line == long_path else 200), response[:300]
+        assert status == 200 or json.loads(body)["field"] == "id"
+
+
+def test_nul_in_a_note_is_a_400_on_the_wire(server):
+    response = requests.post(f"{server.url}/api/notes", json={"text": "a\u0000b"}, timeout=5)
+    assert response.status_code == 400
+    assert response.json()["field"] == "text"
+
+
 def test_sigterm_lets_the_request_in_flight_finish(server):
     body = json.dumps({"text": "in flight during shutdown"}).encode()
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:

@@ -64,7 +64,7 @@ def test_database_outage_and_recovery(make_app, ferretdb, request):
     assert seconds < DOWN_ANSWER_SECONDS
     assert '<span id="node-name">func1</span>' in page.get_data(as_text=True)
 
-    server.start()  # same port, same SQLite directory; the app is not touched
+    server.start()  # same port, same PostgreSQL database; the app is not touched
 
     deadline = time.monotonic() + RECOVERY_SECONDS
     while client.get("/readyz").status_code != 200:

@@ -1,7 +1,7 @@
 """
 The app's collections are created up front, and a FerretDB whose cached collection list is stale
-is detected: two real FerretDB processes share one storage directory, as the app nodes' sidecars
-share one PostgreSQL.
+is detected: two real FerretDB processes share one PostgreSQL database, as the app nodes' sidecars
+share the db node's PostgreSQL.
 """
 
 import json
@@ -11,22 +11,22 @@ import sys
 
 import pymongo
 import pytest
-from conftest import APP_DIR, FerretDB
+from conftest import APP_DIR
 from webstack_app import schema
 
 
 @pytest.fixture
-def twin_ferretdbs(ferretdb, tmp_path):
-    """Two FerretDB processes on one (fresh) storage directory, each with its own log.
+def twin_ferretdbs(make_ferretdb, tmp_path):
+    """Two FerretDB processes on one (fresh) PostgreSQL database, each with its own log.
 
     The first holds a database ``app`` with one collection before the second starts, so both
     know the database (FerretDB caches the database list too) and differ only in what follows.
     """
     servers = []
     for name in ("sidecar1", "sidecar2"):
-        server = FerretDB(ferretdb.binary, tmp_path)
-        server.log_path = tmp_path / f"{name}.log"
-        servers.append(server)
+        (tmp_path / name).mkdir()
+        database = servers[0].pg_database if servers else None
+        servers.append(make_ferretdb(tmp_path / name, database))
     servers[0].start()
     with pymongo.MongoClient(servers[0].uri) as client:
         client.app.seed.insert_one({"_id": 1})

@@ -119,6 +119,15 @@ def test_bad_note_id_is_400_naming_the_id(client):
         ({"json": {"text": 5}}, 400, "text"),
         ({"json": {"text": "ok", "tags": []}}, 400, "tags"),
         ({"data": '{"text": "\\ud800"}', "content_type": "application/json"}, 400, "text"),
+        # Control characters: NUL (PostgreSQL cannot store it), other C0, DEL, C1.
+        ({"json": {"text": "a\u0000b"}}, 400, "text"),
+        ({"json": {"text": "\x1b[31mred"}}, 400, "text"),
+        ({"json": {"text": "bell\x07"}}, 400, "text"),
+        ({"json": {"text": "del\x7f"}}, 400, "text"),
+        ({"json": {"text": "c1\x9b"}}, 400, "text"),
+        ({"json": {"text": "\x0bvertical tab"}}, 400, "text"),
+        ({"json": {"te\u0000xt": "hi"}}, 400, "te\u0000xt"),
+        ({"json": {"$set": {"text": "hi"}}}, 400, "$set"),
         ({"data": "[" * 50000, "content_type": "application/json"}, 400, "body"),
         ({"data": "text=hi", "content_type": "application/x-www-form-urlencoded"}, 415, None),
     ],
@@ -129,6 +138,22 @@ def test_invalid_note_bodies_are_rejected_before_the_database(client, kwargs, st
     assert response.status_code == status
     assert response.mimetype == "application/json"
     assert response.get_json().get("field") == field
+
+
+def test_control_character_message_names_it(client):
+    response = client.post("/api/notes", json={"text": "a\u0000b"})
+    body = assert_json_error(response, 400, "bad_request")
+    assert body["field"] == "text"
+    assert "U+0000 at position 1" in body["message"]
+
+
+def test_tab_and_newlines_are_kept(make_app):
+    from webstack_app import validation
+
+    app = make_app()
+    with app.test_request_context():
+        assert validation.note_text(" a\tb\r\nc\n ") == "a\tb\r\nc"
+        assert validation.note_text("caf\u00e9 \u2028 \U0001f600") == "caf\u00e9 \u2028 \U0001f600"
 
 
 def test_oversized_body_is_a_json_413(make_app):
@@ -182,10 +207,31 @@ def test_one_log_line_per_request(client, caplog):
     assert "path=/no%0Aline status=404" in lines[1]
 
 
-def test_log_line_names_the_original_client(client, caplog):
+@pytest.mark.parametrize(
+    ("headers", "logged"),
+    [
+        # nginx's X-Real-IP (its $remote_addr after realip) is the client, whatever
+        # X-Forwarded-For a client forged.
+        ({"X-Real-IP": "198.51.100.9", "X-Forwarded-For": "203.0.113.7, 10.0.0.2"}, "198.51.100.9"),
+        ({"X-Real-IP": "2001:db8::1"}, "2001:db8::1"),
+        # Without nginx: the TCP peer, never the first X-Forwarded-For hop.
+        ({"X-Forwarded-For": "203.0.113.7, 10.0.0.2"}, "127.0.0.1"),
+        ({"X-Real-IP": ""}, "127.0.0.1"),
+        ({}, "127.0.0.1"),
+    ],
+)
+def test_log_line_names_the_client_nginx_saw(client, caplog, headers, logged):
     with caplog.at_level(logging.INFO, logger="webstack_app.request"):
-        client.get("/healthz", headers={"X-Forwarded-For": "203.0.113.7, 10.0.0.2"})
-    assert caplog.records[-1].getMessage().endswith("client=203.0.113.7")
+        client.get("/healthz", headers=headers)
+    assert caplog.records[-1].getMessage().endswith(f"client={logged}")
+
+
+def test_log_line_quotes_a_hostile_client_header(client, caplog):
+    with caplog.at_level(logging.INFO, logger="webstack_app.request"):
+        client.get("/healthz", headers={"X-Real-IP": "1.2.3.4 status=200 x" + "y" * 100})
+    message = caplog.records[-1].getMessage()
+    assert message.count(" status=") == 1
+    assert len(message.rpartition("client=")[2]) <= 3 * 64
 
 
 def test_responses_are_not_cacheable(client):
