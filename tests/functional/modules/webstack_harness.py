@@ -540,6 +540,7 @@ def make_loaders(base, minion_id, site):
                 # Loaded straight from the checkout: salt/top.sls needs webstack_topology to
                 # render, and saltutil.sync_all renders it before it has synced anything.
                 "module_dirs": [str(REPO / "_modules")],
+                "utils_dirs": [str(REPO / "_utils")],
                 "states_dirs": [str(REPO / "_states")],
                 "pillar_roots": {"base": [str(REPO / "pillar"), str(site)]},
                 "log_level_logfile": "warning",
