@@ -104,7 +104,8 @@ def _split(api):
 
 
 def _request(api, path, *, method="GET", body=None, auth=None, timeout=_TIMEOUT):
-    """``(status, parsed JSON or text)`` of one request to a Patroni REST API at ``host:port``."""
+    """``(status, parsed JSON or text)`` of one request to a Patroni REST API at ``host:port``;
+    a connection failure raises with its cause (in the message and chained)."""
     host, port = _split(api)
     try:
         return __utils__["webstack_http.request_json"](
@@ -112,7 +113,7 @@ def _request(api, path, *, method="GET", body=None, auth=None, timeout=_TIMEOUT)
         )
     except CommandExecutionError as exc:
         cause = exc.__cause__ or exc
-        raise CommandExecutionError(f"Patroni REST API {api}{path}: {cause}") from None
+        raise CommandExecutionError(f"Patroni REST API {api}{path}: {cause}") from cause
 
 
 # --------------------------------------------------------------------------------------------------
@@ -382,15 +383,13 @@ def cluster(name=None, timeout=_TIMEOUT, max_lag=DEFAULT_MAX_LAG):
         if status != 200 or not isinstance(data, dict):
             tried.append(f"{target['name']}: GET /cluster answered {status}")
             continue
-        try:
-            _status, conf = _request(target["patroni_api"], "/config", timeout=timeout)
-        except CommandExecutionError:
-            conf = None
+        conf, problem = _cluster_config(target, timeout)
         listed = {m.get("name") for m in data.get("members") or [] if isinstance(m, dict)}
         unreachable = _unreachable(members, listed - {target["name"]}, timeout)
-        view = parse_cluster(
-            data, conf if isinstance(conf, dict) else None, expected, max_lag, unreachable
-        )
+        view = parse_cluster(data, conf, expected, max_lag, unreachable)
+        if problem:
+            view["warnings"].append(problem)
+            view["degraded"] = True
         view["source"] = target["name"]
         log.debug("webstack_patroni: cluster from %s: %s", target["name"], view["problems"])
         return view
@@ -407,6 +406,21 @@ def cluster(name=None, timeout=_TIMEOUT, max_lag=DEFAULT_MAX_LAG):
         "warnings": [],
         "source": None,
     }
+
+
+def _cluster_config(target, timeout):
+    """(the dynamic configuration, None) or (None, why it could not be read: the synchronous
+    mode then goes unchecked, which the caller reports)."""
+    try:
+        status, conf = _request(target["patroni_api"], "/config", timeout=timeout)
+    except CommandExecutionError as exc:
+        problem = str(exc)
+    else:
+        if status == 200 and isinstance(conf, dict):
+            return conf, None
+        problem = f"{target['name']}: GET /config answered {status}: {str(conf)[:120]}"
+    log.warning("webstack_patroni: %s", problem)
+    return None, f"synchronous mode not checked: {problem}"
 
 
 def _unreachable(members, names, timeout):

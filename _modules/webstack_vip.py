@@ -113,27 +113,32 @@ def _vip_other_holders(vip, interface, netns=None):
     if out["retcode"] not in (0, 1):  # 0: nobody answered, 1: somebody did
         return None, f"arping failed ({out['retcode']}): {out['stderr'].strip()[:200]}"
     # This host answers too through any other interface on the same segment (Linux answers ARP
-    # for local addresses on every interface): its own MACs are not a second holder.
-    own = _local_macs(netns)
+    # for local addresses on every interface): its own MACs are not a second holder. Without
+    # them every reply would read as a second holder (a false split brain): no verdict then.
+    try:
+        own = _local_macs(netns)
+    except CommandExecutionError as exc:
+        log.warning("webstack_vip: cannot tell this host's own MACs: %s", exc)
+        return None, f"no check for a second VIP holder: {exc}"
     others = [mac for mac in parse_arping(out["stdout"]) if mac not in own]
     log.debug("webstack_vip: arping %s on %s: other holders %s", vip, interface, others)
     return others, None
 
 
 def _local_macs(netns=None):
-    try:
-        return _net("parse_link_macs")(_ip(netns, "link", "show"))
-    except CommandExecutionError:
-        return set()
+    """This host's link-layer addresses (in ``netns``); raises when ``ip -j link`` fails."""
+    return _net("parse_link_macs")(_ip(netns, "link", "show"))
 
 
 def _name_macs(macs, interface, netns, nodes):
-    """``[{mac, addresses, node}]`` (see ``webstack_net.name_macs``)."""
+    """``[{mac, addresses, node}]`` (see ``webstack_net.name_macs``); without a neighbour table
+    (logged) the MACs stay unnamed."""
     if not macs:
         return []
     try:
         neighbours = _net("parse_neighbours")(_ip(netns, "neigh", "show", "dev", interface))
-    except CommandExecutionError:
+    except CommandExecutionError as exc:
+        log.warning("webstack_vip: cannot name the other VIP holders: %s", exc)
         neighbours = []
     return _net("name_macs")(macs, neighbours, nodes)
 

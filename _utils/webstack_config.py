@@ -68,8 +68,9 @@ def node(salt, strict=False):
     """
     This minion's topology view (``webstack_topology.node`` from the loader ``salt``).
 
-    Without that module, or when it raises: an empty view whose ``errors`` say why (``strict``:
-    the error is raised instead).
+    Without that module, or when it raises a ``CommandExecutionError``: an empty view whose
+    ``errors`` say why (``strict``: the error is raised instead). Any other exception is a bug
+    and propagates.
     """
     func = salt.get("webstack_topology.node")
     if func is None:
@@ -78,11 +79,12 @@ def node(salt, strict=False):
             raise CommandExecutionError(reason)
         log.warning("webstack: %s: no topology view", reason)
         return dict(EMPTY_NODE, errors=[reason])
-    if strict:
-        return func()
     try:
         return func()
-    except Exception as exc:  # pylint: disable=broad-except
+    except CommandExecutionError as exc:
+        if strict:
+            raise
+        log.warning("webstack: webstack_topology.node failed: %s", exc)
         return dict(EMPTY_NODE, errors=[str(exc)])
 
 

@@ -336,6 +336,26 @@ def test_virtual_names_a_reason_when_unusable():
         assert patroni.__virtual__()[0] is False
 
 
+def test_a_failed_config_read_is_reported_not_skipped(members):
+    """Without /config the synchronous-mode check cannot run: a warning says so."""
+    members["db2"].answers[("GET", "/config")] = (500, {"error": "etcd unreachable"})
+    configure("db2", {n: f.api for n, f in members.items()})
+    view = patroni.cluster()
+    assert view["source"] == "db2" and view["synchronous_mode"] is None
+    assert view["degraded"] is True
+    assert view["warnings"][-1].startswith(
+        "synchronous mode not checked: db2: GET /config answered"
+    )
+    assert "etcd unreachable" in view["warnings"][-1]
+
+
+def test_request_keeps_the_cause():
+    with pytest.raises(CommandExecutionError, match=r"Patroni REST API .*/patroni: ") as info:
+        patroni._request(dead_api(), "/patroni", timeout=1)
+    assert isinstance(info.value.__cause__, OSError)
+    assert str(info.value.__cause__) in str(info.value)
+
+
 def test_postgresql_health_of_a_server_that_refuses():
     run = mock.MagicMock(
         return_value={"retcode": 2, "stdout": "", "stderr": "/run/postgresql:5432 - no response"}

@@ -69,6 +69,19 @@ def test_own_macs_are_not_a_second_holder(salt_mocks, tmp_path):
     assert "SPLIT BRAIN" not in ret["comment"]
 
 
+def test_unknown_own_macs_are_no_verdict_not_a_split_brain(salt_mocks, tmp_path, caplog):
+    """``ip -j link`` failing used to leave no own MACs: every reply read as a second holder."""
+    link = {"retcode": 1, "stdout": "", "stderr": "Cannot open netlink socket"}
+    salt_mocks["cmd.run_all"].side_effect = answers(link)
+    with mock.patch("salt.utils.path.which", return_value="/usr/sbin/arping"):
+        ret = vip.vip_owner(state_file=str(tmp_path / "vrrp.json"))
+    assert ret["owner"] is True and ret["others"] is None
+    assert "SPLIT BRAIN" not in ret["comment"]
+    assert "no check for a second VIP holder" in ret["comment"]
+    assert "Cannot open netlink socket" in ret["comment"]
+    assert "Cannot open netlink socket" in caplog.text
+
+
 def test_another_holder_is_a_split_brain_named_from_the_neighbour_table(salt_mocks, tmp_path):
     def run(cmd, **_kwargs):
         if "neigh" in cmd:

@@ -32,7 +32,10 @@ def test_node_without_the_topology_module_says_so():
         config.node({}, strict=True)
 
 
-def test_node_reports_the_modules_error():
+def test_node_reports_the_modules_error_and_lets_a_bug_through():
     failing = mock.MagicMock(side_effect=CommandExecutionError("pillar webstack:topology: bad"))
     view = config.node({"webstack_topology.node": failing})
     assert view["errors"] == ["pillar webstack:topology: bad"] and view["roles"] == []
+    buggy = mock.MagicMock(side_effect=KeyError("nodes"))
+    with pytest.raises(KeyError):  # a bug, not "no role in the topology"
+        config.node({"webstack_topology.node": buggy})
