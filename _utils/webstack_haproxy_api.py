@@ -18,9 +18,7 @@ from salt.exceptions import CommandExecutionError
 
 log = logging.getLogger(__name__)
 
-#: The haproxy.cfg template's backend of app nodes (its servers are named after the nodes).
-BACKEND = "app"
-SERVER_STATES = ("ready", "drain", "maint")
+#: What a haproxy backend or server name may be (``valid_name``).
 NAME_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 
 # haproxy's "show servers state" (format 1) codes, from its management guide.
