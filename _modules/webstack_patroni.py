@@ -12,19 +12,21 @@ its members' REST APIs report it.
 - ``member``, ``config`` and ``patch_config``: one member's status, the cluster's dynamic
   configuration (kept in etcd) and a change to it (the ``webstack_patroni`` states use them).
 
-Only the standard library is used (``http.client``): reading Patroni's REST API needs no
+- ``postgresql_health``: a single PostgreSQL (engine ferretdb with one db node) through
+  ``pg_isready`` and ``psql`` as postgres (peer authentication).
+
+Only the standard library is used (``_utils/webstack_http.py``): reading Patroni's REST API needs no
 credentials; changing the dynamic configuration uses pillar
 ``webstack:secrets:patroni_rest_password``.
 Members and their API addresses come from the topology (``webstack_topology.node``:
 ``db_cluster.members``), the user from pillar ``webstack:lookup:patroni:users:rest``.
 """
 
-import base64
-import http.client
 import json
 import logging
 import time
 
+import salt.utils.path
 import salt.utils.platform
 from salt.exceptions import CommandExecutionError
 
@@ -48,6 +50,8 @@ _TIMEOUT = 2.0
 def __virtual__():
     if not salt.utils.platform.is_linux():
         return (False, "webstack_patroni: Linux only (Patroni and the db nodes run Debian)")
+    if "webstack_http.request_json" not in __utils__:
+        return (False, "webstack_patroni: the webstack_http utils module is not synced")
     return __virtualname__
 
 
@@ -57,22 +61,11 @@ def __virtual__():
 
 
 def _pillar(key, default=None):
-    # __pillar__ directly: in Salt 3008 pillar.get masks secrets inside modules.
-    data = __pillar__
-    for part in key.split(":"):
-        if not hasattr(data, "get"):
-            return default
-        data = data.get(part)
-        if data is None:
-            return default
-    return data
+    return __utils__["webstack_config.pillar"](__pillar__, key, default)
 
 
 def _node():
-    func = __salt__.get("webstack_topology.node")
-    if func is None:
-        raise CommandExecutionError("webstack_patroni: the webstack_topology module is not loaded")
-    return func()
+    return __utils__["webstack_config.node"](__salt__, strict=True)
 
 
 def _members(node=None):
@@ -111,30 +104,16 @@ def _split(api):
 
 
 def _request(api, path, *, method="GET", body=None, auth=None, timeout=_TIMEOUT):
-    """``(status, parsed JSON or text)`` of one request to a Patroni REST API at ``host:port``."""
+    """``(status, parsed JSON or text)`` of one request to a Patroni REST API at ``host:port``;
+    a connection failure raises with its cause (in the message and chained)."""
     host, port = _split(api)
-    headers = {"Accept": "application/json"}
-    payload = None
-    if body is not None:
-        payload = json.dumps(body).encode()
-        headers["Content-Type"] = "application/json"
-    if auth is not None:
-        token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
-        headers["Authorization"] = f"Basic {token}"
-    conn = http.client.HTTPConnection(host, port, timeout=float(timeout))
     try:
-        conn.request(method, path, body=payload, headers=headers)
-        response = conn.getresponse()
-        raw = response.read().decode("utf-8", "replace")
-    except (OSError, http.client.HTTPException) as exc:
-        raise CommandExecutionError(f"Patroni REST API {api}{path}: {exc}") from None
-    finally:
-        conn.close()
-    try:
-        data = json.loads(raw) if raw.strip() else None
-    except ValueError:
-        data = raw
-    return response.status, data
+        return __utils__["webstack_http.request_json"](
+            host, port, path, method=method, body=body, auth=auth, timeout=timeout
+        )
+    except CommandExecutionError as exc:
+        cause = exc.__cause__ or exc
+        raise CommandExecutionError(f"Patroni REST API {api}{path}: {cause}") from cause
 
 
 # --------------------------------------------------------------------------------------------------
@@ -160,6 +139,44 @@ def _fmt_bytes(value):
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     return str(value)
+
+
+def _replica(member):
+    return {
+        "name": member["name"],
+        "role": member.get("role"),
+        "state": member.get("state"),
+        "lag": _lag(member.get("lag")),
+        "sync": member.get("role") == SYNC_ROLE,
+        "host": member.get("host"),
+        "timeline": member.get("timeline"),
+    }
+
+
+def _leader_problems(leader, unreachable):
+    if leader is None:
+        return ["no leader: no member holds the leader lock (writes are refused)"]
+    if leader["name"] in unreachable:
+        return [
+            f"leader {leader['name']} does not answer ({unreachable[leader['name']]}): "
+            "a standby takes over once its lock expires"
+        ]
+    if leader.get("state") not in RUNNING_STATES:
+        return [f"leader {leader['name']} is {leader.get('state') or 'in an unknown state'}"]
+    return []
+
+
+def _replica_warning(replica, unreachable, max_lag):
+    """Why ``replica`` makes the cluster degraded, or None."""
+    if replica["name"] in unreachable:
+        return f"{replica['name']}: does not answer ({unreachable[replica['name']]})"
+    if replica["state"] not in RUNNING_STATES:
+        return f"{replica['name']}: {replica['state'] or 'state unknown'}"
+    if replica["lag"] is None:
+        return f"{replica['name']}: replication lag unknown"
+    if replica["lag"] > max_lag:
+        return f"{replica['name']}: {_fmt_bytes(replica['lag'])} behind the leader"
+    return None
 
 
 def parse_cluster(data, config=None, expected=(), max_lag=DEFAULT_MAX_LAG, unreachable=None):
@@ -196,32 +213,8 @@ def parse_cluster(data, config=None, expected=(), max_lag=DEFAULT_MAX_LAG, unrea
     leaders = [m for m in members if m.get("role") in LEADER_ROLES]
     leader = leaders[0] if leaders else None
     sync_mode = bool(config.get("synchronous_mode")) if config else None
-    replicas = []
-    for m in members:
-        if m is leader:
-            continue
-        replicas.append(
-            {
-                "name": m["name"],
-                "role": m.get("role"),
-                "state": m.get("state"),
-                "lag": _lag(m.get("lag")),
-                "sync": m.get("role") == SYNC_ROLE,
-                "host": m.get("host"),
-                "timeline": m.get("timeline"),
-            }
-        )
-    problems, warnings = [], []
-    if leader is None:
-        problems.append("no leader: no member holds the leader lock (writes are refused)")
-    elif leader["name"] in unreachable:
-        problems.append(
-            f"leader {leader['name']} does not answer ({unreachable[leader['name']]}): "
-            "a standby takes over once its lock expires"
-        )
-    elif leader.get("state") not in RUNNING_STATES:
-        state = leader.get("state") or "in an unknown state"
-        problems.append(f"leader {leader['name']} is {state}")
+    replicas = [_replica(m) for m in members if m is not leader]
+    problems = _leader_problems(leader, unreachable)
     syncs = [
         r
         for r in replicas
@@ -232,18 +225,12 @@ def parse_cluster(data, config=None, expected=(), max_lag=DEFAULT_MAX_LAG, unrea
             f"no synchronous standby: a write acknowledged now would live on {leader['name']} only"
         )
     names = {m["name"] for m in members}
-    for name in expected or ():
-        if name not in names:
-            warnings.append(f"{name}: not in the cluster (Patroni down or unreachable)")
-    for replica in replicas:
-        if replica["name"] in unreachable:
-            warnings.append(f"{replica['name']}: does not answer ({unreachable[replica['name']]})")
-        elif replica["state"] not in RUNNING_STATES:
-            warnings.append(f"{replica['name']}: {replica['state'] or 'state unknown'}")
-        elif replica["lag"] is None:
-            warnings.append(f"{replica['name']}: replication lag unknown")
-        elif replica["lag"] > max_lag:
-            warnings.append(f"{replica['name']}: {_fmt_bytes(replica['lag'])} behind the leader")
+    warnings = [
+        f"{name}: not in the cluster (Patroni down or unreachable)"
+        for name in expected or ()
+        if name not in names
+    ]
+    warnings += [w for w in (_replica_warning(r, unreachable, max_lag) for r in replicas) if w]
     for name in sorted(names - set(expected or names)):
         warnings.append(f"{name}: a member the topology does not name")
     if data.get("pause"):
@@ -396,16 +383,15 @@ def cluster(name=None, timeout=_TIMEOUT, max_lag=DEFAULT_MAX_LAG):
         if status != 200 or not isinstance(data, dict):
             tried.append(f"{target['name']}: GET /cluster answered {status}")
             continue
-        try:
-            _status, conf = _request(target["patroni_api"], "/config", timeout=timeout)
-        except CommandExecutionError:
-            conf = None
+        conf, problem = _cluster_config(target, timeout)
         listed = {m.get("name") for m in data.get("members") or [] if isinstance(m, dict)}
         unreachable = _unreachable(members, listed - {target["name"]}, timeout)
-        view = parse_cluster(
-            data, conf if isinstance(conf, dict) else None, expected, max_lag, unreachable
-        )
+        view = parse_cluster(data, conf, expected, max_lag, unreachable)
+        if problem:
+            view["warnings"].append(problem)
+            view["degraded"] = True
         view["source"] = target["name"]
+        log.debug("webstack_patroni: cluster from %s: %s", target["name"], view["problems"])
         return view
     problem = "no Patroni REST API answered: " + "; ".join(tried)
     return {
@@ -420,6 +406,21 @@ def cluster(name=None, timeout=_TIMEOUT, max_lag=DEFAULT_MAX_LAG):
         "warnings": [],
         "source": None,
     }
+
+
+def _cluster_config(target, timeout):
+    """(the dynamic configuration, None) or (None, why it could not be read: the synchronous
+    mode then goes unchecked, which the caller reports)."""
+    try:
+        status, conf = _request(target["patroni_api"], "/config", timeout=timeout)
+    except CommandExecutionError as exc:
+        problem = str(exc)
+    else:
+        if status == 200 and isinstance(conf, dict):
+            return conf, None
+        problem = f"{target['name']}: GET /config answered {status}: {str(conf)[:120]}"
+    log.warning("webstack_patroni: %s", problem)
+    return None, f"synchronous mode not checked: {problem}"
 
 
 def _unreachable(members, names, timeout):
@@ -448,34 +449,32 @@ def wait_member_running(timeout=300, interval=2):
         salt-call webstack_patroni.wait_member_running timeout=120
     """
     started = time.monotonic()
-    deadline = started + float(timeout)
     last = "no answer yet"
-    while True:
+    for _waited in __utils__["webstack_poll.until"](timeout, interval):
         try:
             status = member(timeout=_TIMEOUT)
             view = cluster(timeout=_TIMEOUT)
         except CommandExecutionError as exc:
             last = str(exc)
-        else:
-            state, role = status.get("state"), status.get("role")
-            if state in RUNNING_STATES and view.get("leader"):
-                return {
-                    "running": True,
-                    "seconds": round(time.monotonic() - started, 1),
-                    "role": role,
-                    "state": state,
-                    "leader": view["leader"],
-                    "comment": f"{status.get('patroni', {}).get('scope', '')} member is {state}"
-                    f" ({role}); leader {view['leader']}",
-                }
-            last = f"member {state or '?'} ({role or '?'}), leader {view.get('leader') or 'none'}"
-        if time.monotonic() >= deadline:
+            continue
+        state, role = status.get("state"), status.get("role")
+        if state in RUNNING_STATES and view.get("leader"):
             return {
-                "running": False,
+                "running": True,
                 "seconds": round(time.monotonic() - started, 1),
-                "comment": f"not running after {timeout}s: {last}",
+                "role": role,
+                "state": state,
+                "leader": view["leader"],
+                "comment": f"{status.get('patroni', {}).get('scope', '')} member is {state}"
+                f" ({role}); leader {view['leader']}",
             }
-        time.sleep(float(interval))
+        last = f"member {state or '?'} ({role or '?'}), leader {view.get('leader') or 'none'}"
+        log.debug("webstack_patroni: waiting: %s", last)
+    return {
+        "running": False,
+        "seconds": round(time.monotonic() - started, 1),
+        "comment": f"not running after {timeout}s: {last}",
+    }
 
 
 def _same(want, have):
@@ -508,3 +507,55 @@ def config_diff(want, have):
         elif not _same(value, current):
             diff[key] = value
     return diff
+
+
+def _psql_role(port):
+    """``primary``/``standby`` from ``pg_is_in_recovery()`` as postgres, and an error."""
+    query = __salt__["cmd.run_all"](
+        ["psql", "-XAtq", "-p", str(port), "-d", "postgres", "-c", "select pg_is_in_recovery()"],
+        runas="postgres",
+        python_shell=False,
+        ignore_retcode=True,
+    )
+    if query["retcode"] != 0:
+        return None, f"psql as postgres: {query['stderr'].strip()}"
+    return ("standby" if query["stdout"].strip() == "t" else "primary"), None
+
+
+def postgresql_health(port=None):
+    """
+    A single PostgreSQL (engine ferretdb with one db node): ``{port, accepting, pg_isready,
+    role, healthy}`` from ``pg_isready`` and ``psql`` as postgres (``role``: primary or
+    standby); healthy when it accepts connections and its role is known.
+
+    port
+        Default: the topology's ``ports.postgresql`` (5432).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call webstack_patroni.postgresql_health
+    """
+    if port is None:
+        port = (__utils__["webstack_config.node"](__salt__).get("ports") or {}).get(
+            "postgresql", 5432
+        )
+    if not salt.utils.path.which("pg_isready"):
+        return {"healthy": False, "error": "pg_isready not found (postgresql-client is missing)"}
+    ready = __salt__["cmd.run_all"](
+        ["pg_isready", "-p", str(port)], python_shell=False, ignore_retcode=True
+    )
+    ret = {
+        "port": port,
+        "accepting": ready["retcode"] == 0,
+        "pg_isready": (ready["stdout"] or ready["stderr"]).strip(),
+        "role": None,
+    }
+    if ret["accepting"]:
+        ret["role"], error = _psql_role(port)
+        if error:
+            ret["error"] = error
+    ret["healthy"] = ret["accepting"] and ret["role"] is not None
+    log.debug("webstack_patroni: postgresql on %s: %s", port, ret)
+    return ret

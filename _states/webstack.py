@@ -26,15 +26,36 @@ States for the live parts of a webstack cluster.
         - roles: [{role: root, db: admin}]
 """
 
+import logging
+
 from salt.exceptions import CommandExecutionError
+
+log = logging.getLogger(__name__)
 
 __virtualname__ = "webstack"
 
+#: The execution module each state needs (``server_state``: haproxy's runtime API; ``replset``
+#: and ``mongodb_user``: pymongo). One missing fails only its own states, with its reason.
+_NEEDS = ("webstack_haproxy.set_server_state", "webstack_mongodb.mongodb_replset")
+
 
 def __virtual__():
-    if "webstack.set_server_state" not in __salt__:
-        return (False, "webstack states need the webstack execution module (see its __virtual__)")
+    if not any(name in __salt__ for name in _NEEDS):
+        return (
+            False,
+            "webstack states need the webstack_haproxy or webstack_mongodb execution module "
+            "(see their __virtual__)",
+        )
     return __virtualname__
+
+
+def _module(name):
+    """``__salt__[name]``, or an error with the reason its execution module did not load."""
+    if name not in __salt__:
+        missing = getattr(__salt__, "missing_fun_string", None)
+        raise CommandExecutionError(missing(name) if missing else f"'{name}' is not available.")
+    log.debug("webstack state: %s", name)
+    return __salt__[name]
 
 
 class _Failed(CommandExecutionError):
@@ -93,14 +114,18 @@ def server_state(name, admin_state="ready", *, backend="app", socket=None, state
 def _server_state(name, state, *, backend, socket, state_file, wait):
     if state not in ("ready", "drain", "maint"):
         raise CommandExecutionError(f"admin_state: {state!r} is not one of ready, drain, maint")
-    servers = __salt__["webstack.haproxy_servers"](backend=backend, socket=socket).get(backend, {})
+    servers = _module("webstack_haproxy.haproxy_servers")(backend=backend, socket=socket).get(
+        backend, {}
+    )
     if name not in servers:
         known = ", ".join(sorted(servers)) or "none"
         raise CommandExecutionError(
             f"haproxy has no server {name!r} in backend {backend!r} (servers: {known})"
         )
     old = servers[name]["admin_state"]
-    saved = __salt__["webstack.saved_server_state"](name, backend=backend, state_file=state_file)
+    saved = _module("webstack_haproxy.saved_server_state")(
+        name, backend=backend, state_file=state_file
+    )
     if old == state and saved == state:
         return True, {}, f"{backend}/{name} is already {state}"
     changes = {}
@@ -111,7 +136,7 @@ def _server_state(name, state, *, backend, socket, state_file, wait):
     if __opts__["test"]:
         what = "would be set to" if old != state else "is already; the state file would record"
         return None, changes, f"{backend}/{name} {what} {state}"
-    done = __salt__["webstack.set_server_state"](
+    done = _module("webstack_haproxy.set_server_state")(
         name, state, backend=backend, socket=socket, state_file=state_file, wait=wait
     )
     return (
@@ -159,7 +184,7 @@ def _replset(name, members, conn, engine):
     if not members:
         raise CommandExecutionError("no members: the topology has no db node (webstack:topology)")
     try:
-        current = __salt__["webstack.mongodb_replset"](**conn)
+        current = _module("webstack_mongodb.mongodb_replset")(**conn)
     except CommandExecutionError as exc:
         if not __opts__["test"]:
             raise
@@ -206,7 +231,7 @@ def _add_members(name, missing, existing, conn):
     added = []
     for member in missing:
         try:
-            __salt__["webstack.mongodb_replset_add"](member, **conn)
+            _module("webstack_mongodb.mongodb_replset_add")(member, **conn)
         except CommandExecutionError as exc:
             changes = {"members": {"old": existing, "new": existing + added}} if added else {}
             raise _Failed(f"adding {member} to {name} failed: {exc}", changes) from exc
@@ -220,20 +245,10 @@ def _initiate(name, members, conn):
     if __opts__["test"]:
         return None, changes, f"replica set {name} would be initiated with {', '.join(members)}"
     try:
-        __salt__["webstack.mongodb_replset_initiate"](name, members, **conn)
+        _module("webstack_mongodb.mongodb_replset_initiate")(name, members, **conn)
     except CommandExecutionError as exc:
         raise CommandExecutionError(f"replSetInitiate {name} failed: {exc}") from exc
     return True, changes, f"replica set {name} initiated with {', '.join(members)}"
-
-
-def _pillar(key):
-    # __pillar__ directly: in Salt 3008 pillar.get masks secrets inside modules.
-    data = __pillar__
-    for part in key.split(":"):
-        if not hasattr(data, "get"):
-            return None
-        data = data.get(part)
-    return data
 
 
 def _role_list(roles, database):
@@ -308,7 +323,7 @@ def mongodb_user(
 
 def _user_password(passwd, passwd_pillar):
     if passwd is None and passwd_pillar:
-        passwd = _pillar(passwd_pillar)
+        passwd = __utils__["webstack_config.pillar"](__pillar__, passwd_pillar)
         where = f"pillar {passwd_pillar}"
     else:
         where = "passwd"
@@ -323,20 +338,20 @@ def _mongodb_user(name, passwd, passwd_pillar, roles, database, *, conn, wait):
     who = f"{name}@{database}"
     test = __opts__["test"]
     try:
-        __salt__["webstack.mongodb_wait_primary"](
+        _module("webstack_mongodb.mongodb_wait_primary")(
             timeout=0 if test else wait, host=conn["host"], port=conn["port"]
         )
     except CommandExecutionError as exc:
         if not test:
             raise
         return None, {}, f"user {who} ({_show_roles(roles)}) would be ensured on the PRIMARY: {exc}"
-    current = __salt__["webstack.mongodb_user"](name, database, **conn)
+    current = _module("webstack_mongodb.mongodb_user")(name, database, **conn)
     if not current["exists"]:
         return _create_user(name, passwd, roles, database, current=current, conn=conn)
     changes = {}
     if current["roles"] != roles:
         changes["roles"] = {"old": current["roles"], "new": roles}
-    login = __salt__["webstack.mongodb_login"](
+    login = _module("webstack_mongodb.mongodb_login")(
         name, passwd, database, host=conn["host"], port=conn["port"]
     )
     if not login:
@@ -346,7 +361,7 @@ def _mongodb_user(name, passwd, passwd_pillar, roles, database, *, conn, wait):
         return True, {}, f"user {who} exists with {_show_roles(roles)}; its password logs in"
     if test:
         return None, changes, f"user {who}: {what} would be reset"
-    __salt__["webstack.mongodb_user_update"](
+    _module("webstack_mongodb.mongodb_user_update")(
         name,
         database,
         passwd=passwd if "password" in changes else None,
@@ -371,5 +386,5 @@ def _create_user(name, passwd, roles, database, *, current, conn):
     how = " through the localhost exception" if current.get("bootstrap") else ""
     if __opts__["test"]:
         return None, changes, f"user {who} would be created{how} with {_show_roles(roles)}"
-    __salt__["webstack.mongodb_user_create"](name, passwd, roles, database, **conn)
+    _module("webstack_mongodb.mongodb_user_create")(name, passwd, roles, database, **conn)
     return True, changes, f"user {who} created{how} with {_show_roles(roles)}"

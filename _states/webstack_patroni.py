@@ -20,7 +20,11 @@ States for the db role's Patroni cluster (engine ferretdb with 3 or more db node
         - config: {synchronous_mode: true, ttl: 20}
 """
 
+import logging
+
 from salt.exceptions import CommandExecutionError
+
+log = logging.getLogger(__name__)
 
 __virtualname__ = "webstack_patroni"
 
@@ -39,6 +43,7 @@ def member_running(name, timeout=300, interval=2):
     In test mode the member is asked once: running is True, anything else None (it would wait).
     """
     ret = {"name": name, "result": False, "changes": {}, "comment": ""}
+    log.debug("webstack_patroni.member_running %s: test=%s", name, __opts__["test"])
     if __opts__["test"]:
         try:
             answer = __salt__["webstack_patroni.wait_member_running"](timeout=0, interval=0)
@@ -83,6 +88,7 @@ def dynamic_config(name, config):
             ret["comment"] = str(exc)
         return ret
     diff = __salt__["webstack_patroni.config_diff"](config, current)
+    log.debug("webstack_patroni.dynamic_config %s: to change: %s", name, diff)
     if not diff:
         ret["result"] = True
         ret["comment"] = "the dynamic configuration is as wanted"

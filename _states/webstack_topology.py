@@ -6,6 +6,10 @@ invalid topology or a missing secret fails the run with one message per problem,
 offending key, and no other state runs.
 """
 
+import logging
+
+log = logging.getLogger(__name__)
+
 __virtualname__ = "webstack_topology"
 
 
@@ -34,6 +38,7 @@ def validated(name, require_membership=True):
     ret = {"name": name, "changes": {}, "result": True, "comment": ""}
     report = __salt__["webstack_topology.validate"]()
     errors = list(report["errors"])
+    log.debug("webstack_topology.validated %s: %d errors", name, len(errors))
     minion = __grains__["id"]
     if not errors and require_membership:
         node = __salt__["webstack_topology.node"]()

@@ -142,6 +142,6 @@ def ensure_containers(lab, template, pairs):
 
 def check_tree():
     """The master mounts the repo: say early when salt/ lacks a link to a custom module folder."""
-    for name in ("_modules", "_states", "_runners"):
+    for name in ("_modules", "_states", "_runners", "_utils"):
         if not (REPO / "salt" / name).exists():
             warn(f"salt/{name} is missing: saltutil.sync_all will not see ../{name}")

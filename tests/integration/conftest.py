@@ -1,8 +1,8 @@
 """
 A real salt-master and salt-minion (pytest-salt-factories) over the repository's state tree, for
 one lb node whose haproxy (two backends on loopback) and keepalived (in a network namespace of its
-own) are real. The master's file_roots is salt/ (its _modules/_states/_runners symlinks are how
-the custom modules reach the minion and the master); its pillar_roots are pillar/ and a site dir
+own) are real. The master's file_roots is salt/ (its _modules/_states/_runners/_utils symlinks are
+how the custom modules reach the minion and the master); its pillar_roots are pillar/ and a site dir
 holding topology.yaml, the secrets and lookup overrides that point at the temp dirs.
 """
 
@@ -82,6 +82,10 @@ def salt_minion(salt_master, minion_id):
         assert synced.returncode == 0, synced.stderr
         assert "modules.webstack" in synced.data["modules"]
         assert "states.webstack" in synced.data["states"]
+        assert "utils.webstack_config" in synced.data["utils"]
+        # The runner judges through webstack_verdict (_utils): the master syncs both.
+        utils = salt_master.salt_run_cli().run("saltutil.sync_utils")
+        assert utils.returncode == 0, utils.stderr
         runners = salt_master.salt_run_cli().run("saltutil.sync_runners")
         assert runners.returncode == 0, runners.stderr
         yield minion

@@ -22,6 +22,7 @@ MASTER_CONFIG = {
     "file_roots": {"base": ["/srv/webstack/salt", "/srv/webstack-site/files"]},
     "pillar_roots": {"base": ["/srv/webstack/pillar", "/srv/webstack-site"]},
     "runner_dirs": ["/srv/webstack/_runners"],
+    "utils_dirs": ["/srv/webstack/_utils"],
     "worker_threads": 4,
     "timeout": 15,
     "gather_job_timeout": 30,

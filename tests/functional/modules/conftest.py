@@ -1,3 +1,9 @@
 """The webstack functional fixtures (see functional/modules/webstack_fixtures.py)."""
 
-from functional.modules.webstack_fixtures import haproxy_lab, loaders, vrrp_lab  # noqa: F401
+from functional.modules.webstack_fixtures import (  # noqa: F401
+    haproxy_capture,
+    haproxy_lab,
+    keepalived_capture,
+    loaders,
+    vrrp_lab,
+)

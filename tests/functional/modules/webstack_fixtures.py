@@ -1,8 +1,9 @@
 """
-Fixtures for the functional and integration tests of the webstack module and states: the real
-Salt loader (in-process), a real haproxy with two real backends on loopback, and two real
-keepalived instances in network namespaces. Every process and namespace is removed in the
-finalizers, whatever the outcome. The conftest.py files re-export them.
+Fixtures for the functional and integration tests of the webstack modules and states: the real
+Salt loader (in-process), a real haproxy with two real backends on loopback, two real keepalived
+instances in network namespaces, and the real outputs the parser tests run on (captured once per
+session; nothing typed by hand). Every process and namespace is removed in the finalizers,
+whatever the outcome. The conftest.py files re-export them.
 """
 
 import pytest
@@ -35,3 +36,23 @@ def vrrp_lab(tmp_path):
     with harness.VrrpLab(tmp_path / "vrrp", count=2) as lab:
         yield lab
     assert not {node["netns"] for node in lab.nodes} & harness.namespaces()
+
+
+def _require_programs():
+    problems = harness.environment_problems()
+    if problems:
+        pytest.fail("cannot capture real outputs: " + "; ".join(problems), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def haproxy_capture(tmp_path_factory):
+    """haproxy's answers with app1 UP and drained, app2 DOWN."""
+    _require_programs()
+    return harness.capture_haproxy(tmp_path_factory.mktemp("haproxy-capture"))
+
+
+@pytest.fixture(scope="session")
+def keepalived_capture(tmp_path_factory):
+    """keepalived-notify's record and `ip -j addr` while MASTER, then after a clean stop."""
+    _require_programs()
+    return harness.capture_keepalived(tmp_path_factory.mktemp("keepalived-capture"))

@@ -2,14 +2,14 @@
 Real programs for the webstack module's tests: HTTP backends on loopback, an haproxy with its admin
 socket in a temp dir, and keepalived instances in network namespaces of their own.
 
-Imported by the unit, functional and integration tests (``from functional.modules.webstack_harness
-import ...``; ``tests`` is on ``pythonpath``). Network traffic stays on loopback and inside the
+Imported by the functional and integration tests (``from functional.modules.webstack_harness
+import ...``; ``tests`` is on ``pythonpath``; the unit tests load the modules through
+``support/salt_modules.py`` and need none of this). Network traffic stays on loopback and inside the
 namespaces made here (10.99.x.0/24 exists only there). Every process, namespace and veth is removed
 by ``close()``, which the fixtures call in their finalizers, whatever the test's outcome.
 """
 
 import http.server
-import importlib.util
 import json
 import os
 import pathlib
@@ -20,7 +20,6 @@ import signal
 import socket
 import socketserver
 import subprocess
-import sys
 import threading
 import time
 
@@ -32,19 +31,6 @@ from support.state_tree import SECRETS
 REPO = pathlib.Path(__file__).resolve().parents[3]
 NOTIFY = REPO / "salt" / "webstack" / "lb" / "files" / "keepalived-notify"
 INSTANCE = "webstack"
-
-
-def load_source(kind, module_name):
-    """
-    Import ``_modules/webstack.py`` (kind ``_modules``), ``_states/...`` or ``_runners/...`` as
-    ``module_name``: the three files share the name ``webstack``, so each gets its own.
-    """
-    if module_name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(module_name, REPO / kind / "webstack.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[module_name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[module_name]
 
 
 def wait_for(predicate, timeout, interval=0.05, what="condition"):
@@ -540,6 +526,7 @@ def make_loaders(base, minion_id, site):
                 # Loaded straight from the checkout: salt/top.sls needs webstack_topology to
                 # render, and saltutil.sync_all renders it before it has synced anything.
                 "module_dirs": [str(REPO / "_modules")],
+                "utils_dirs": [str(REPO / "_utils")],
                 "states_dirs": [str(REPO / "_states")],
                 "pillar_roots": {"base": [str(REPO / "pillar"), str(site)]},
                 "log_level_logfile": "warning",

@@ -23,6 +23,7 @@ import bson
 import pymongo
 import pytest
 from support.patroni_cluster import LoopbackCluster, missing_tools, port_free
+from support.salt_modules import UTILS
 from support.state_tree import REPO, SECRETS, ferretdb_binary, make_topology
 
 CIDR = "127.0.80.0/24"
@@ -45,6 +46,7 @@ def patroni_module(topology, node_name):
     module = load("_modules", "webstack_patroni", f"webstack_patroni_fn_{node_name}")
     module.__salt__ = {"webstack_topology.node": lambda: topology_module.node(node_name, topology)}
     module.__pillar__ = {"webstack": {"secrets": dict(SECRETS)}}
+    module.__utils__ = UTILS
     return module
 
 

@@ -48,6 +48,7 @@ def test_the_master_is_seeded_by_configure_master(lab):
         "file_roots": {"base": ["/srv/webstack/salt", "/srv/webstack-site/files"]},
         "pillar_roots": {"base": ["/srv/webstack/pillar", "/srv/webstack-site"]},
         "runner_dirs": ["/srv/webstack/_runners"],
+        "utils_dirs": ["/srv/webstack/_utils"],
         "worker_threads": 4,
         "timeout": 15,
         "gather_job_timeout": 30,

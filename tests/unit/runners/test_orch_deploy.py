@@ -14,10 +14,10 @@ import salt.state
 import salt.template
 import salt.utils.data
 import yaml
-from functional.modules import webstack_harness as harness
+from support.salt_modules import REPO
 
-SLS = harness.REPO / "salt" / "orch" / "deploy.sls"
-LAB = yaml.safe_load((harness.REPO / "topology" / "lab.yaml").read_text())
+SLS = REPO / "salt" / "orch" / "deploy.sls"
+LAB = yaml.safe_load((REPO / "topology" / "lab.yaml").read_text())
 
 
 @pytest.fixture

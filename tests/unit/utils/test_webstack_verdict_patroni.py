@@ -1,18 +1,12 @@
-"""Unit tests of _runners/webstack.py on a Patroni cluster (engine ferretdb, 3 db nodes): the db
-nodes answer with ``webstack_patroni.cluster`` views parsed from real Patroni answers."""
+"""Unit tests of _utils/webstack_verdict.py on a Patroni cluster (engine ferretdb, 3 db nodes):
+the db nodes answer with ``webstack_patroni.cluster`` views parsed from real Patroni answers."""
 
-import importlib.util
 import json
 
-from functional.modules import webstack_harness as harness
-from support.state_tree import REPO
+from support.salt_modules import REPO, UTILS_MODULES, load
 
-runner = harness.load_source("_runners", "webstack_runner")
-SPEC = importlib.util.spec_from_file_location(
-    "webstack_patroni_runner_unit", REPO / "_modules" / "webstack_patroni.py"
-)
-patroni = importlib.util.module_from_spec(SPEC)
-SPEC.loader.exec_module(patroni)
+verdict = UTILS_MODULES["webstack_verdict"]
+patroni = load("_modules", "webstack_patroni", "webstack_patroni_verdict")
 
 ANSWERS = REPO / "tests" / "unit" / "modules" / "patroni_answers"
 VIP = "10.77.0.100"
@@ -65,7 +59,7 @@ def returns(db_views):
 
 
 def test_a_healthy_cluster_names_leader_sync_and_lag():
-    report = runner._summarize(returns({n: view("cluster-healthy", source=n) for n in DBS}), NODES)
+    report = verdict.summarize(returns({n: view("cluster-healthy", source=n) for n in DBS}), NODES)
     assert report["healthy"], report["problems"]
     assert report["warnings"] == []
     db = report["db"]
@@ -78,7 +72,7 @@ def test_a_healthy_cluster_names_leader_sync_and_lag():
 
 
 def test_a_replica_down_is_degraded_but_healthy():
-    report = runner._summarize(
+    report = verdict.summarize(
         returns({n: view("cluster-replica-gone", source=n) for n in ("db2", "db3")}), NODES
     )
     assert report["healthy"] and report["retcode"] == 0, report["problems"]
@@ -91,7 +85,7 @@ def test_a_replica_down_is_degraded_but_healthy():
 
 
 def test_no_leader_is_unhealthy():
-    report = runner._summarize(
+    report = verdict.summarize(
         returns({n: view("cluster-bootstrapping-no-leader", source=n) for n in DBS}), NODES
     )
     assert report["retcode"] == 1
@@ -104,7 +98,7 @@ def test_no_leader_is_unhealthy():
 def test_no_synchronous_standby_is_unhealthy():
     killed = {"db2": "No route to host"}
     views = {n: view("cluster-sync-replica-just-killed", killed, source=n) for n in ("db1", "db3")}
-    report = runner._summarize(returns(views), NODES)
+    report = verdict.summarize(returns(views), NODES)
     assert report["retcode"] == 1
     assert report["problems"] == [
         "DB: no synchronous standby: a write acknowledged now would live on db3 only"
@@ -117,7 +111,7 @@ def test_db_nodes_that_disagree_on_the_leader_are_a_problem():
         "db1": view("cluster-healthy", source="db1"),
         "db2": view("cluster-after-failover", source="db2"),
     }
-    report = runner._summarize(returns(views), NODES)
+    report = verdict.summarize(returns(views), NODES)
     assert report["retcode"] == 1
     assert "DB: db nodes see different leaders (db1: db3, db2: db2)" in report["problems"]
 
@@ -127,17 +121,17 @@ def test_a_db_node_whose_module_failed_does_not_hide_the_others():
         "db1": {"engine": "ferretdb", "healthy": False, "error": "webstack_patroni not loaded"},
         "db2": view("cluster-healthy", source="db2"),
     }
-    report = runner._summarize(returns(views), NODES)
+    report = verdict.summarize(returns(views), NODES)
     assert report["healthy"], report["problems"]
     assert report["db"]["nodes"]["db1"]["summary"] == "webstack_patroni not loaded"
 
 
 def test_the_lag_is_shown_in_readable_units():
-    assert runner._lag_text(None) == "lag unknown"
-    assert runner._lag_text(512) == "lag 512 B"
-    assert runner._lag_text(3 * 1024 * 1024) == "lag 3.0 MB"
+    assert verdict.lag_text(None) == "lag unknown"
+    assert verdict.lag_text(512) == "lag 512 B"
+    assert verdict.lag_text(3 * 1024 * 1024) == "lag 3.0 MB"
 
 
 def test_single_postgresql_summaries_are_unchanged():
     db = {"engine": "ferretdb", "accepting": True, "role": "primary", "healthy": True}
-    assert runner._db_summary(db) == "postgresql primary, accepting connections"
+    assert verdict.db_summary(db) == "postgresql primary, accepting connections"

@@ -2,11 +2,12 @@
 Unit tests of _states/webstack.py.
 
 ``replset`` and ``mongodb_user`` run through the real execution-module functions
-(``webstack.mongodb_replset``, ``..._initiate``, ``..._add``, ``webstack.mongodb_user``,
+(``webstack_mongodb.mongodb_replset``, ``..._initiate``, ``..._add``, ``.mongodb_user``,
 ``..._create``, ``..._update``, ``mongodb_login``, ``mongodb_wait_primary``) down to pymongo,
 which is stubbed at its boundary: no mongod can run here (MongoDB is not packaged for Debian 12
 and its download servers are unreachable from this machine), so ``pymongo.MongoClient`` is
-replaced by ``FakeMongod`` below, a small model of mongod's replica-set commands (``hello``,
+replaced by ``FakeMongod`` (tests/support/fake_mongod.py), a small model of mongod's replica-set
+commands (``hello``,
 ``replSetGetStatus``/``GetConfig``/``Initiate``/``Reconfig``), of its user commands
 (``usersInfo``, ``createUser``, ``updateUser``) and of its authentication: SCRAM logins against
 its users and, while no user exists, the localhost exception with exactly the privileges
@@ -14,7 +15,8 @@ MongoDB's ``AuthorizationSession::getDefaultPrivileges`` grants. Its errors are 
 ``OperationFailure`` with MongoDB's real error codes.
 
 ``server_state`` is unit-tested on its decisions with the module functions stubbed; the real
-haproxy is exercised in tests/functional/states.
+haproxy is exercised in tests/functional/states. The execution module's own tests:
+tests/unit/modules/test_webstack_mongodb.py.
 """
 
 import types
@@ -22,203 +24,22 @@ from unittest import mock
 
 import pymongo.errors
 import pytest
-from functional.modules import webstack_harness as harness
 from salt.exceptions import CommandExecutionError
+from support.fake_mongod import (
+    APP_PASSWORD,
+    MEMBERS,
+    PASSWORD,
+    READ_WRITE,
+    ROOT,
+    FakeMongod,
+    failure,
+    initiated,
+    topology_node,
+)
+from support.salt_modules import UTILS, functions, load
 
-webstack_module = harness.load_source("_modules", "webstack_module")
-webstack_state = harness.load_source("_states", "webstack_state")
-
-DB_NODES = [
-    {"name": "db1", "address": "10.99.5.31", "roles": ["db"]},
-    {"name": "db2", "address": "10.99.5.32", "roles": ["db"]},
-    {"name": "db3", "address": "10.99.5.33", "roles": ["db"]},
-]
-MEMBERS = [f"{n['address']}:27017" for n in DB_NODES]
-PASSWORD = "admin-Pw-1"
-APP_PASSWORD = "app/Pw:@1"
-ROOT = [{"role": "root", "db": "admin"}]
-READ_WRITE = [{"role": "readWrite", "db": "webstack"}]
-
-
-def failure(code, message):
-    return pymongo.errors.OperationFailure(message, code=code)
-
-
-#: What MongoDB's localhost exception lets an unauthenticated client on 127.0.0.1 run while no
-#: user exists (AuthorizationSession::getDefaultPrivileges): createUser (and grantRole) on admin,
-#: replSetConfigure (initiate, reconfig) and replSetGetStatus; not replSetGetConfig nor usersInfo.
-LOCALHOST_EXCEPTION = {"replSetInitiate", "replSetReconfig", "replSetGetStatus", "createUser"}
-USER_COMMANDS = {"usersInfo", "createUser", "updateUser"}
-
-
-class FakeMongod:
-    """One mongod's replica-set state and users, shared by every client connected to it."""
-
-    def __init__(self, me=MEMBERS[0], primary=True, replication=True):
-        self.me = me
-        self.primary = primary
-        self.replication = replication
-        self.config = None  # replSetInitiate makes it
-        self.users = {}  # (db, user) -> {"pwd": ..., "roles": [...]}
-        self.electing = 0  # hello answers "not PRIMARY yet" this many more times
-        self.commands = []  # (command, argument, authenticated)
-        self.user_commands = []  # (command, db, user, fields, authenticated)
-        self.fail_next = {}  # command -> [OperationFailure, ...] raised once each
-        self.refused = []  # commands refused as Unauthorized
-        self.clients = []
-
-    @property
-    def admin_user(self):
-        return ("admin", "admin") in self.users
-
-    @admin_user.setter
-    def admin_user(self, present):
-        if present:
-            self.users["admin", "admin"] = {"pwd": PASSWORD, "roles": ROOT}
-        else:
-            self.users.pop(("admin", "admin"), None)
-
-    def client(self, host, port, username=None, password=None, **options):
-        assert options["directConnection"] is True
-        assert options["serverSelectionTimeoutMS"] > 0
-        source = options.get("authSource", "admin")
-        client = FakeClient(self, host, port, username, password, source)
-        self.clients.append(client)
-        return client
-
-    def run(self, client, db, name, argument, fields):
-        if client.username is not None:
-            user = self.users.get((client.auth_source, client.username))
-            if user is None or user["pwd"] != client.password:
-                raise failure(18, "Authentication failed.")
-        elif name != "hello" and (
-            self.users
-            or name not in LOCALHOST_EXCEPTION
-            or (name == "createUser" and db != "admin")
-            or client.host != "127.0.0.1"
-        ):
-            self.refused.append(name)
-            raise failure(13, f"command {name} requires authentication")
-        authenticated = client.username is not None
-        self.commands.append((name, argument, authenticated))
-        if self.fail_next.get(name):
-            raise self.fail_next[name].pop(0)
-        if name in USER_COMMANDS:
-            self.user_commands.append((name, db, argument, dict(fields), authenticated))
-            return getattr(self, "cmd_" + name)(db, argument, fields)
-        return getattr(self, "cmd_" + name)(argument)
-
-    def cmd_ping(self, _):
-        return {"ok": 1}
-
-    def cmd_usersInfo(self, db, spec, _):
-        key = (spec["db"], spec["user"])
-        if key not in self.users:
-            return {"users": []}
-        user = self.users[key]
-        return {
-            "users": [{"user": key[1], "db": key[0], "roles": [dict(r) for r in user["roles"]]}]
-        }
-
-    def cmd_createUser(self, db, name, fields):
-        if (db, name) in self.users:
-            raise failure(51003, f'User "{name}@{db}" already exists')
-        self.users[db, name] = {"pwd": fields["pwd"], "roles": list(fields["roles"])}
-        return {"ok": 1}
-
-    def cmd_updateUser(self, db, name, fields):
-        if (db, name) not in self.users:
-            raise failure(11, f"User {name}@{db} not found")
-        for key in ("pwd", "roles"):
-            if key in fields:
-                self.users[db, name][key] = fields[key]
-        return {"ok": 1}
-
-    def cmd_hello(self, _):
-        electing = self.config is not None and self.electing > 0
-        if electing:
-            self.electing -= 1
-        reply = {"isWritablePrimary": self.primary and self.config is not None and not electing}
-        if self.config is not None:
-            reply.update(setName=self.config["_id"], me=self.me)
-            if electing:
-                pass
-            elif self.primary:
-                reply["primary"] = self.me
-            else:
-                reply["primary"] = next(
-                    m["host"] for m in self.config["members"] if m["host"] != self.me
-                )
-        return reply
-
-    def cmd_replSetGetStatus(self, _):
-        if not self.replication:
-            raise failure(76, "not running with --replSet")
-        if self.config is None:
-            raise failure(94, "no replset config has been received")
-        return {
-            "set": self.config["_id"],
-            "members": [
-                {
-                    "_id": m["_id"],
-                    "name": m["host"],
-                    "configVersion": self.config["version"],
-                    "stateStr": "PRIMARY"
-                    if (m["host"] == self.me) == self.primary
-                    else "SECONDARY",
-                    "health": 1,
-                    "self": m["host"] == self.me,
-                }
-                for m in self.config["members"]
-            ],
-        }
-
-    def cmd_replSetGetConfig(self, _):
-        return {"config": dict(self.config, members=[dict(m) for m in self.config["members"]])}
-
-    def cmd_replSetInitiate(self, config):
-        if self.config is not None:
-            raise failure(23, "already initialized")
-        self.config = dict(config, version=1, members=[dict(m) for m in config["members"]])
-        return {"ok": 1}
-
-    def cmd_replSetReconfig(self, config):
-        old = self.config
-        assert config["version"] == old["version"] + 1
-        added = {m["host"] for m in config["members"]} - {m["host"] for m in old["members"]}
-        if len(added) > 1 or len(config["members"]) < len(old["members"]):
-            raise failure(103, "only one voting member may be added or removed at a time")
-        self.config = dict(config, members=[dict(m) for m in config["members"]])
-        return {"ok": 1}
-
-
-class FakeClient:
-    def __init__(self, server, host, port, username, password, auth_source):
-        self.server, self.host, self.port = server, host, port
-        self.username, self.password, self.auth_source = username, password, auth_source
-        self.closed = False
-        self.admin = self["admin"]
-
-    def __getitem__(self, db):
-        def command(name, argument=None, **fields):
-            assert not self.closed
-            return self.server.run(self, db, name, argument, fields)
-
-        return types.SimpleNamespace(command=command)
-
-    def close(self):
-        self.closed = True
-
-
-def topology_node(engine="mongodb"):
-    return {
-        "valid": True,
-        "name": "db1",
-        "roles": ["db"],
-        "db": {"engine": engine, "replica_set": "rs0"},
-        "ports": {"mongodb": 27017},
-        "db_nodes": DB_NODES,
-    }
+mongodb = load("_modules", "webstack_mongodb")
+webstack_state = load("_states", "webstack")
 
 
 @pytest.fixture
@@ -245,28 +66,24 @@ def configure_loader_modules(mongod, opts, pillar):
     module_salt = {"webstack_topology.node": node}
     state_salt = {
         "webstack_topology.node": node,
-        "webstack.set_server_state": mock.MagicMock(),
+        "webstack_haproxy.set_server_state": mock.MagicMock(),
+        **functions(mongodb),
     }
-    for func in (
-        "mongodb_replset",
-        "mongodb_replset_initiate",
-        "mongodb_replset_add",
-        "mongodb_wait_primary",
-        "mongodb_user",
-        "mongodb_user_create",
-        "mongodb_user_update",
-        "mongodb_login",
-    ):
-        state_salt[f"webstack.{func}"] = getattr(webstack_module, func)
     return {
-        webstack_module: {
+        mongodb: {
             "__salt__": module_salt,
             "__pillar__": pillar,
             "__grains__": {"id": "db1"},
+            "__utils__": UTILS,
             "pymongo": fake_pymongo,
             "HAS_PYMONGO": True,
         },
-        webstack_state: {"__salt__": state_salt, "__opts__": opts, "__pillar__": pillar},
+        webstack_state: {
+            "__salt__": state_salt,
+            "__opts__": opts,
+            "__pillar__": pillar,
+            "__utils__": UTILS,
+        },
     }
 
 
@@ -353,7 +170,7 @@ def test_retries_while_the_previous_reconfig_is_in_progress(mongod):
     mongod.cmd_replSetInitiate({"_id": "rs0", "members": [{"_id": 0, "host": MEMBERS[0]}]})
     mongod.admin_user = True
     mongod.fail_next["replSetReconfig"] = [failure(109, "config change in progress")]
-    with mock.patch.object(webstack_module.time, "sleep"):
+    with mock.patch.object(mongodb.time, "sleep"):
         ret = webstack_state.replset("rs0", members=MEMBERS[:2])
     assert ret["result"] is True, ret["comment"]
     assert [m["host"] for m in mongod.config["members"]] == MEMBERS[:2]
@@ -423,32 +240,6 @@ def test_other_engines_are_a_no_op(mongod):
     assert mongod.clients == []
 
 
-def test_db_health_of_the_mongodb_engine(mongod):
-    mongod.cmd_replSetInitiate(
-        {"_id": "rs0", "members": [{"_id": i, "host": h} for i, h in enumerate(MEMBERS[:2])]}
-    )
-    db = webstack_module.backend_health(role="db", engine="mongodb")["db"]
-    assert db["healthy"] is True
-    assert db["replica_set"]["primary"] == MEMBERS[0]
-    assert [(m["name"], m["state"]) for m in db["replica_set"]["members"]] == [
-        (MEMBERS[0], "PRIMARY"),
-        (MEMBERS[1], "SECONDARY"),
-    ]
-
-
-def test_db_health_of_an_uninitiated_set(mongod):
-    db = webstack_module.backend_health(role="db", engine="mongodb")["db"]
-    assert db["ping"] is True
-    assert db["healthy"] is False
-    assert db["replica_set"]["initiated"] is False
-
-
-def test_without_pymongo_the_module_says_so():
-    with mock.patch.object(webstack_module, "HAS_PYMONGO", False):
-        with pytest.raises(CommandExecutionError, match="pymongo"):
-            webstack_module.mongodb_replset()
-
-
 # --------------------------------------------------------------------------------------------------
 # mongodb_user
 # --------------------------------------------------------------------------------------------------
@@ -463,16 +254,10 @@ def clock():
         now[0] += seconds
 
     with (
-        mock.patch.object(webstack_module.time, "monotonic", lambda: now[0]),
-        mock.patch.object(webstack_module.time, "sleep", sleep),
+        mock.patch.object(mongodb.time, "monotonic", lambda: now[0]),
+        mock.patch.object(mongodb.time, "sleep", sleep),
     ):
         yield now
-
-
-def initiated(mongod, members=MEMBERS):
-    mongod.cmd_replSetInitiate(
-        {"_id": "rs0", "members": [{"_id": i, "host": h} for i, h in enumerate(members)]}
-    )
 
 
 def admin_user(**kwargs):
@@ -719,28 +504,11 @@ def test_replset_rerun_under_the_localhost_exception_reads_the_members_from_the_
     ret = webstack_state.replset("rs0")
     assert (ret["result"], ret["changes"]) == (True, {}), ret["comment"]
     assert "replSetGetConfig" in mongod.refused
-    view = webstack_module.mongodb_replset()
+    view = mongodb.mongodb_replset()
     assert view["config"] == {
         "version": 1,
         "members": [{"_id": i, "host": h} for i, h in enumerate(MEMBERS)],
     }
-
-
-def test_mongodb_login_tells_a_refused_login_from_an_error(mongod):
-    mongod.users["webstack", "webstack"] = {"pwd": APP_PASSWORD, "roles": READ_WRITE}
-    login = webstack_module.mongodb_login
-    assert login("webstack", APP_PASSWORD, "webstack") is True
-    assert login("webstack", "wrong", "webstack") is False
-    assert login("nobody", APP_PASSWORD, "webstack") is False
-    assert [c.auth_source for c in mongod.clients] == ["webstack"] * 3
-    mongod.fail_next["ping"] = [failure(91, "shutdown in progress")]
-    with pytest.raises(CommandExecutionError, match="shutdown in progress"):
-        login("webstack", APP_PASSWORD, "webstack")
-
-
-def test_user_update_needs_something_to_update():
-    with pytest.raises(CommandExecutionError, match="nothing to update"):
-        webstack_module.mongodb_user_update("webstack", "webstack")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -753,10 +521,10 @@ def haproxy_view():
     servers = {"app1": {"admin_state": "ready"}, "app2": {"admin_state": "ready"}}
     saved = {"app1": "ready", "app2": "ready"}
     funcs = {
-        "webstack.haproxy_servers": lambda backend, socket: {backend: servers},
-        "webstack.saved_server_state": lambda name, backend, state_file: saved.get(name),
+        "webstack_haproxy.haproxy_servers": lambda backend, socket: {backend: servers},
+        "webstack_haproxy.saved_server_state": lambda name, backend, state_file: saved.get(name),
     }
-    setter = webstack_state.__salt__["webstack.set_server_state"]
+    setter = webstack_state.__salt__["webstack_haproxy.set_server_state"]
     setter.side_effect = lambda name, state, **kw: (
         servers[name].update(admin_state=state)
         or {
@@ -825,3 +593,13 @@ def test_state_virtual_needs_the_execution_module():
         loaded, reason = webstack_state.__virtual__()
     assert loaded is False
     assert "execution module" in reason
+
+
+def test_each_state_needs_only_its_own_module():
+    """Without haproxy's module (no lb here), the MongoDB states load; server_state says why not."""
+    only_mongodb = {k: v for k, v in webstack_state.__salt__.items() if "haproxy" not in k}
+    with mock.patch.dict(webstack_state.__salt__, only_mongodb, clear=True):
+        assert webstack_state.__virtual__() == "webstack"
+        ret = webstack_state.server_state("app1", "drain")
+    assert ret["result"] is False
+    assert "webstack_haproxy.haproxy_servers" in ret["comment"]

@@ -8,7 +8,6 @@ HTTP server that answers like Patroni's REST API.
 
 import base64
 import http.server
-import importlib.util
 import inspect
 import json
 import pathlib
@@ -16,16 +15,12 @@ import threading
 from unittest import mock
 
 import pytest
-from functional.modules import webstack_harness as harness
 from salt.exceptions import CommandExecutionError
-from support.state_tree import REPO
+from support.salt_modules import UTILS, load
 
 ANSWERS = pathlib.Path(__file__).with_name("patroni_answers")
-SPEC = importlib.util.spec_from_file_location(
-    "webstack_patroni_unit", REPO / "_modules" / "webstack_patroni.py"
-)
-patroni = importlib.util.module_from_spec(SPEC)
-SPEC.loader.exec_module(patroni)
+patroni = load("_modules", "webstack_patroni", "webstack_patroni_unit")
+patroni.__utils__ = UTILS
 EXPECTED = ["db1", "db2", "db3"]
 
 
@@ -320,7 +315,7 @@ def test_wait_member_running_gives_up_after_its_timeout(members):
 
 
 # --------------------------------------------------------------------------------------------------
-# Conventions, and webstack.backend_health on a db node of a cluster
+# Conventions
 # --------------------------------------------------------------------------------------------------
 
 
@@ -341,17 +336,40 @@ def test_virtual_names_a_reason_when_unusable():
         assert patroni.__virtual__()[0] is False
 
 
-def test_backend_health_of_a_cluster_db_node_is_the_cluster_view():
-    webstack = harness.load_source("_modules", "webstack_module")
-    view = parse("cluster-healthy")
-    node = {"db": {"engine": "ferretdb", "cluster": True}, "ports": {"postgresql": 5432}}
-    cluster = mock.MagicMock(return_value=view)
-    with mock.patch.object(
-        webstack, "__salt__", {"webstack_patroni.cluster": cluster}, create=True
-    ):
-        health = webstack._db_health(node)
-    assert health == {**view, "engine": "ferretdb", "cluster": True}
-    single = {"db": {"engine": "ferretdb", "cluster": False}, "ports": {"postgresql": 5432}}
-    with mock.patch.object(webstack, "_postgresql_health", return_value={"healthy": True}):
-        with mock.patch.object(webstack, "__salt__", {}, create=True):
-            assert webstack._db_health(single) == {"healthy": True, "engine": "ferretdb"}
+def test_a_failed_config_read_is_reported_not_skipped(members):
+    """Without /config the synchronous-mode check cannot run: a warning says so."""
+    members["db2"].answers[("GET", "/config")] = (500, {"error": "etcd unreachable"})
+    configure("db2", {n: f.api for n, f in members.items()})
+    view = patroni.cluster()
+    assert view["source"] == "db2" and view["synchronous_mode"] is None
+    assert view["degraded"] is True
+    assert view["warnings"][-1].startswith(
+        "synchronous mode not checked: db2: GET /config answered"
+    )
+    assert "etcd unreachable" in view["warnings"][-1]
+
+
+def test_request_keeps_the_cause():
+    with pytest.raises(CommandExecutionError, match=r"Patroni REST API .*/patroni: ") as info:
+        patroni._request(dead_api(), "/patroni", timeout=1)
+    assert isinstance(info.value.__cause__, OSError)
+    assert str(info.value.__cause__) in str(info.value)
+
+
+def test_postgresql_health_of_a_server_that_refuses():
+    run = mock.MagicMock(
+        return_value={"retcode": 2, "stdout": "", "stderr": "/run/postgresql:5432 - no response"}
+    )
+    patroni.__salt__ = {"cmd.run_all": run}
+    with mock.patch("salt.utils.path.which", return_value="/usr/bin/pg_isready"):
+        ret = patroni.postgresql_health(port=5433)
+    assert ret == {
+        "port": 5433,
+        "accepting": False,
+        "pg_isready": "/run/postgresql:5432 - no response",
+        "role": None,
+        "healthy": False,
+    }
+    assert run.call_args.args[0] == ["pg_isready", "-p", "5433"]
+    with mock.patch("salt.utils.path.which", return_value=None):
+        assert "postgresql-client" in patroni.postgresql_health(port=5433)["error"]
