@@ -3,14 +3,14 @@
 {%- set app = webstack.app %}
 # Removes what the app role installed: the program and sidecar first, then files, user, packages.
 
-app-clean-program-cmd-run:
+webstack-app-clean-program-cmd-run:
   cmd.run:
     - name: >-
         rm -f {{ app.supervisor.conf_dir }}/{{ app.supervisor.program }}.conf
         && supervisorctl update {{ app.supervisor.program }}
     - onlyif: test -f {{ app.supervisor.conf_dir }}/{{ app.supervisor.program }}.conf
 
-app-clean-service-dead:
+webstack-app-clean-service-dead:
   service.dead:
     - names:
       - {{ webstack.ferretdb.service }}
@@ -18,9 +18,9 @@ app-clean-service-dead:
       - {{ app.supervisor.service }}
     - enable: false
     - require:
-      - cmd: app-clean-program-cmd-run
+      - cmd: webstack-app-clean-program-cmd-run
 
-app-clean-file-absent:
+webstack-app-clean-file-absent:
   file.absent:
     - names:
       - {{ app.home }}
@@ -34,18 +34,18 @@ app-clean-file-absent:
       - /usr/local/libexec/webstack/nginx-check-site
       - /usr/local/libexec/webstack/supervisor-check-program
     - require:
-      - service: app-clean-service-dead
+      - service: webstack-app-clean-service-dead
 
-app-clean-user-absent:
+webstack-app-clean-user-absent:
   user.absent:
     - names:
       - {{ app.user }}
       - {{ webstack.ferretdb.user }}
     - require:
-      - file: app-clean-file-absent
+      - file: webstack-app-clean-file-absent
 
-app-clean-pkg-purged:
+webstack-app-clean-pkg-purged:
   pkg.purged:
     - pkgs: [nginx-light, supervisor, gunicorn]
     - require:
-      - service: app-clean-service-dead
+      - service: webstack-app-clean-service-dead

@@ -4,7 +4,7 @@
 {%- set etcd = webstack.etcd %}
 # Removes what the db role installed, data included: only ever run it on purpose.
 
-db-clean-service-dead:
+webstack-db-clean-service-dead:
   service.dead:
     - names:
       - {{ patroni.service }}
@@ -13,14 +13,14 @@ db-clean-service-dead:
       - {{ webstack.mongodb.service }}
     - enable: false
 
-db-clean-pkg-purged:
+webstack-db-clean-pkg-purged:
   pkg.purged:
     - pkgs: {{ (webstack.postgresql.packages + patroni.packages + etcd.packages
                 + [webstack.mongodb.package]) | unique | list | tojson }}
     - require:
-      - service: db-clean-service-dead
+      - service: webstack-db-clean-service-dead
 
-db-clean-file-absent:
+webstack-db-clean-file-absent:
   file.absent:
     - names:
       - {{ webstack.mongodb.config }}
@@ -36,4 +36,4 @@ db-clean-file-absent:
       - {{ etcd.dropin }}
       - {{ etcd.data_dir }}
     - require:
-      - pkg: db-clean-pkg-purged
+      - pkg: webstack-db-clean-pkg-purged

@@ -2,20 +2,20 @@
 {%- from tplroot ~ '/map.jinja' import webstack with context %}
 # Removes what the lb role installed: services first, then packages and managed files.
 
-lb-clean-service-dead:
+webstack-lb-clean-service-dead:
   service.dead:
     - names:
       - {{ webstack.lb.keepalived.service }}
       - {{ webstack.lb.haproxy.service }}
     - enable: false
 
-lb-clean-pkg-removed:
+webstack-lb-clean-pkg-purged:
   pkg.purged:
     - pkgs: {{ webstack.lb.packages | tojson }}
     - require:
-      - service: lb-clean-service-dead
+      - service: webstack-lb-clean-service-dead
 
-lb-clean-file-absent:
+webstack-lb-clean-file-absent:
   file.absent:
     - names:
       - /etc/systemd/system/haproxy.service.d/webstack.conf
@@ -24,4 +24,4 @@ lb-clean-file-absent:
       - {{ webstack.lb.keepalived.state_file }}
       - {{ webstack.lb.haproxy.server_state_file }}
     - require:
-      - pkg: lb-clean-pkg-removed
+      - pkg: webstack-lb-clean-pkg-purged

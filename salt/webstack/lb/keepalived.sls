@@ -3,9 +3,10 @@
 {%- set keepalived = webstack.lb.keepalived %}
 
 include:
+  - .package
   - .haproxy
 
-lb-keepalived-notify-file-managed:
+webstack-lb-keepalived-notify-file-managed:
   file.managed:
     - name: {{ keepalived.notify_script }}
     - source: salt://{{ tpldir }}/files/keepalived-notify
@@ -17,7 +18,7 @@ lb-keepalived-notify-file-managed:
     - require:
       - sls: {{ tplroot }}.common.validation
 
-lb-keepalived-config-file-managed:
+webstack-lb-keepalived-config-file-managed:
   file.managed:
     - name: {{ keepalived.config }}
     - source: salt://{{ tpldir }}/files/keepalived.conf.jinja
@@ -30,16 +31,16 @@ lb-keepalived-config-file-managed:
     # offending line otherwise).
     - check_cmd: /usr/sbin/keepalived --config-test -f
     - require:
-      - pkg: lb-haproxy-pkg-installed
-      - file: lb-keepalived-notify-file-managed
+      - sls: {{ tplroot }}.lb.package
+      - file: webstack-lb-keepalived-notify-file-managed
 
-lb-keepalived-service-running:
+webstack-lb-keepalived-service-running:
   service.running:
     - name: {{ keepalived.service }}
     - enable: true
     # SIGHUP: keepalived re-reads its config without dropping the VIP.
     - reload: true
     - require:
-      - service: lb-haproxy-service-running
+      - sls: {{ tplroot }}.lb.haproxy
     - watch:
-      - file: lb-keepalived-config-file-managed
+      - file: webstack-lb-keepalived-config-file-managed

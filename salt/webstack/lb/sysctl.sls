@@ -3,7 +3,7 @@
 {#- ip_nonlocal_bind lets haproxy bind the VIP on a backup lb, so a takeover needs no restart. #}
 {%- for key, value in webstack.sysctl | dictsort %}
 
-lb-sysctl-sysctl-present-{{ key }}:
+webstack-lb-sysctl-{{ key }}-sysctl-present:
   sysctl.present:
     - name: {{ key }}
     - value: {{ value }}
