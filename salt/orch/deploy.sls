@@ -11,8 +11,8 @@
     Options (pillar `deploy`, all optional): nodes (a subset of the app nodes), sls (default
     webstack.app), timeout (seconds a node may take to come back, default 120), drain_wait
     (seconds to let its sessions end once drained, default 10). #}
-{%- set topology = salt['pillar.get']('webstack:topology', {}) %}
-{%- set options = salt['pillar.get']('deploy', {}) %}
+{#- The map's raw pillar parts only (topology, deploy): the minion map is not computed on the master. #}
+{%- from 'webstack/map.jinja' import topology, deploy as options with context %}
 {%- set sls = options.get('sls', 'webstack.app') %}
 {%- set timeout = options.get('timeout', 120) | int %}
 {%- set drain_wait = options.get('drain_wait', 10) | int %}

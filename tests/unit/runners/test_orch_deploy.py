@@ -32,10 +32,12 @@ NOTHING = "webstack-orch-deploy-nothing-test-fail_without_changes"
 @pytest.fixture
 def opts(tmp_path):
     opts = salt.config.minion_config(None)
+    # The file roots: the orchestration imports webstack/map.jinja (its pillar parts).
     opts.update(
         file_client="local",
         cachedir=str(tmp_path / "cache"),
         id="master_master",
+        file_roots={"base": [str(harness.REPO / "salt")]},
     )
     return opts
 
