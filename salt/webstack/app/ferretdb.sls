@@ -29,7 +29,8 @@ webstack-app-ferretdb-unit-file-managed:
     - source: salt://{{ tpldir }}/files/ferretdb.service.jinja
     - template: jinja
     - context:
-        webstack: {{ webstack | tojson }}
+        node: {{ webstack.node | tojson }}
+        ferretdb: {{ ferretdb | tojson }}
     - require:
       - file: webstack-app-ferretdb-binary-file-managed
       - user: webstack-app-ferretdb-user-present

@@ -20,7 +20,8 @@ webstack-app-nginx-site-file-managed:
     - source: salt://{{ tpldir }}/files/nginx-site.conf.jinja
     - template: jinja
     - context:
-        webstack: {{ webstack | tojson }}
+        node: {{ webstack.node | tojson }}
+        app: {{ webstack.app | tojson }}
     # `nginx -t` on a scratch nginx.conf that includes only this site, before it goes live.
     - check_cmd: /usr/local/libexec/webstack/nginx-check-site
     - require:

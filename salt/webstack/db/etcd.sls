@@ -27,7 +27,8 @@ webstack-db-etcd-config-file-managed:
     - source: salt://{{ tpldir }}/files/etcd.yml.jinja
     - template: jinja
     - context:
-        webstack: {{ webstack | tojson }}
+        node: {{ webstack.node | tojson }}
+        etcd: {{ etcd | tojson }}
     - user: root
     - group: etcd
     - mode: '0640'
@@ -49,7 +50,7 @@ webstack-db-etcd-unit-file-managed:
     - source: salt://{{ tpldir }}/files/etcd-dropin.conf.jinja
     - template: jinja
     - context:
-        webstack: {{ webstack | tojson }}
+        etcd: {{ etcd | tojson }}
     - makedirs: true
     - require:
       - pkg: webstack-db-etcd-pkg-installed

@@ -39,7 +39,8 @@ webstack-db-mongodb-config-file-managed:
     - source: salt://{{ tpldir }}/files/mongod.conf.jinja
     - template: jinja
     - context:
-        webstack: {{ webstack | tojson }}
+        node: {{ webstack.node | tojson }}
+        mongodb: {{ mongodb | tojson }}
     # mongod has no config-test flag; the YAML must at least parse before it replaces the file.
     - check_cmd: {{ grains.pythonexecutable }} -c "import sys, yaml; yaml.safe_load(open(sys.argv[1]))"
     - require:

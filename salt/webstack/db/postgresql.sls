@@ -17,7 +17,7 @@ webstack-db-postgresql-conf-file-managed:
     - source: salt://{{ tpldir }}/files/postgresql-webstack.conf.jinja
     - template: jinja
     - context:
-        webstack: {{ webstack | tojson }}
+        node: {{ webstack.node | tojson }}
     - user: postgres
     - group: postgres
     - mode: '0644'
@@ -30,7 +30,7 @@ webstack-db-postgresql-hba-file-managed:
     - source: salt://{{ tpldir }}/files/pg_hba.conf.jinja
     - template: jinja
     - context:
-        webstack: {{ webstack | tojson }}
+        node: {{ webstack.node | tojson }}
     - user: postgres
     - group: postgres
     - mode: '0640'

@@ -33,7 +33,9 @@ webstack-lb-haproxy-config-file-managed:
     - mode: '0640'
     - group: haproxy
     - context:
-        webstack: {{ webstack | tojson }}
+        node: {{ webstack.node | tojson }}
+        haproxy: {{ haproxy | tojson }}
+        stats_password: {{ webstack.secrets.stats_password | tojson }}
     # Proven by haproxy itself before it replaces the live file.
     - check_cmd: /usr/sbin/haproxy -c -q -f
     - require:

@@ -26,7 +26,8 @@ webstack-lb-keepalived-config-file-managed:
     - mode: '0640'
     - makedirs: true
     - context:
-        webstack: {{ webstack | tojson }}
+        node: {{ webstack.node | tojson }}
+        keepalived: {{ keepalived | tojson }}
     # keepalived's own parser proves the file before it goes live (exit 0 valid, non-zero with the
     # offending line otherwise).
     - check_cmd: /usr/sbin/keepalived --config-test -f
