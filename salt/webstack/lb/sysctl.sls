@@ -7,6 +7,7 @@ webstack-lb-sysctl-{{ key }}-sysctl-present:
   sysctl.present:
     - name: {{ key }}
     - value: {{ value }}
+    - config: {{ webstack.sysctl_file }}
     - require:
       - sls: {{ tplroot }}.common.validation
 {%- endfor %}
