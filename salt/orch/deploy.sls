@@ -11,8 +11,8 @@
     Options (pillar `deploy`, all optional): nodes (a subset of the app nodes), sls (default
     webstack.app), timeout (seconds a node may take to come back, default 120), drain_wait
     (seconds to let its sessions end once drained, default 10). #}
-{%- set topology = salt['pillar.get']('webstack:topology', {}) %}
-{%- set options = salt['pillar.get']('deploy', {}) %}
+{#- The map's raw pillar parts only (topology, deploy): the minion map is not computed on the master. #}
+{%- from 'webstack/map.jinja' import topology, deploy as options with context %}
 {%- set sls = options.get('sls', 'webstack.app') %}
 {%- set timeout = options.get('timeout', 120) | int %}
 {%- set drain_wait = options.get('drain_wait', 10) | int %}
@@ -29,7 +29,7 @@
 
 {%- if not lbs or not apps %}
 
-deploy-nothing-to-deploy:
+webstack-orch-deploy-nothing-test-fail_without_changes:
   test.fail_without_changes:
     - name: >-
         nothing to deploy: the topology (pillar webstack:topology) names
@@ -40,7 +40,7 @@ deploy-nothing-to-deploy:
   {%- set previous = {'id': None} %}
   {%- for app in apps %}
 
-deploy-{{ app }}-drain:
+webstack-orch-deploy-{{ app }}-drain-salt-function:
   salt.function:
     - name: webstack.set_server_state
     - tgt: {{ lbs | join(',') }}
@@ -57,16 +57,16 @@ deploy-{{ app }}-drain:
       - salt: {{ previous.id }}
     {%- endif %}
 
-deploy-{{ app }}-apply:
+webstack-orch-deploy-{{ app }}-apply-salt-state:
   salt.state:
     - tgt: {{ app }}
     - sls: {{ sls }}
     - expect_minions: true
     - failhard: true
     - require:
-      - salt: deploy-{{ app }}-drain
+      - salt: webstack-orch-deploy-{{ app }}-drain-salt-function
 
-deploy-{{ app }}-healthy:
+webstack-orch-deploy-{{ app }}-healthy-salt-function:
   salt.function:
     - name: webstack.wait_healthy
     - tgt: {{ app }}
@@ -75,9 +75,9 @@ deploy-{{ app }}-healthy:
     - expect_minions: true
     - failhard: true
     - require:
-      - salt: deploy-{{ app }}-apply
+      - salt: webstack-orch-deploy-{{ app }}-apply-salt-state
 
-deploy-{{ app }}-seen-up:
+webstack-orch-deploy-{{ app }}-seen-up-salt-function:
   salt.function:
     - name: webstack.wait_server
     - tgt: {{ lbs | join(',') }}
@@ -89,9 +89,9 @@ deploy-{{ app }}-seen-up:
     - expect_minions: true
     - failhard: true
     - require:
-      - salt: deploy-{{ app }}-healthy
+      - salt: webstack-orch-deploy-{{ app }}-healthy-salt-function
 
-deploy-{{ app }}-ready:
+webstack-orch-deploy-{{ app }}-ready-salt-function:
   salt.function:
     - name: webstack.set_server_state
     - tgt: {{ lbs | join(',') }}
@@ -102,7 +102,7 @@ deploy-{{ app }}-ready:
     - expect_minions: true
     - failhard: true
     - require:
-      - salt: deploy-{{ app }}-seen-up
-    {%- do previous.update({'id': 'deploy-' ~ app ~ '-ready'}) %}
+      - salt: webstack-orch-deploy-{{ app }}-seen-up-salt-function
+    {%- do previous.update({'id': 'webstack-orch-deploy-' ~ app ~ '-ready-salt-function'}) %}
   {%- endfor %}
 {%- endif %}

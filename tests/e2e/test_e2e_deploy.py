@@ -9,7 +9,13 @@ from e2e_lab import Load, config, lxc
 
 #: Per app node, in this order (salt/orch/deploy.sls): no node is touched before the previous one
 #: is back in service.
-STEPS = ("drain", "apply", "healthy", "seen-up", "ready")
+STEPS = (
+    ("drain", "function"),
+    ("apply", "state"),
+    ("healthy", "function"),
+    ("seen-up", "function"),
+    ("ready", "function"),
+)
 
 
 def test_rolling_deploy_under_load_fails_no_request(healthy):
@@ -47,7 +53,9 @@ def test_rolling_deploy_under_load_fails_no_request(healthy):
     failed = {sid: s["comment"] for sid, s in states.items() if s["result"] is not True}
     assert not failed, failed
     order = sorted(states, key=lambda sid: states[sid]["__run_num__"])
-    expected = [f"deploy-{app}-{step}" for app in lab.apps for step in STEPS]
+    expected = [
+        f"webstack-orch-deploy-{app}-{step}-salt-{kind}" for app in lab.apps for step, kind in STEPS
+    ]
     assert order == expected, order
     assert not load.failures, f"{len(load.failures)} failed requests, first: {load.failures[:5]}"
     assert set(load.nodes) >= set(lab.apps)

@@ -4,6 +4,7 @@ Run the state tree for one site in a process of its own and print the result as 
 Usage: python salt_runner.py MINION_CONFIG render
        python salt_runner.py MINION_CONFIG apply MINION_ID [SLS] [--no-test]
        python salt_runner.py MINION_CONFIG lowstate MINION_ID
+       python salt_runner.py MINION_CONFIG show_sls MINION_ID SLS [SLS...]
 
 Salt's loader keeps module globals (``__grains__``, ``__pillar__``) per process, so each site
 (topology) is rendered in its own process; within it, one ``Loaders`` serves every minion id by
@@ -89,6 +90,18 @@ def lowstate(loaders, minion_id):
     return {chunk["__id__"]: chunk for chunk in low}
 
 
+def show_sls(loaders, minion_id, names):
+    """{sls: state.show_sls(sls)} for the minion (the high data: each state's arguments)."""
+    become(loaders, minion_id)
+    out = {}
+    for name in names:
+        high = loaders.modules.state.show_sls(name)
+        if not isinstance(high, dict):
+            raise SystemExit(f"{minion_id}: show_sls {name} failed: {high}")
+        out[name] = high
+    return out
+
+
 def main(argv):
     config, command, *rest = argv
     loaders = loaders_for(config)
@@ -97,6 +110,8 @@ def main(argv):
         result = render(loaders, nodes)
     elif command == "lowstate":
         result = lowstate(loaders, rest[0])
+    elif command == "show_sls":
+        result = show_sls(loaders, rest[0], rest[1:])
     else:
         test = "--no-test" not in rest
         rest = [r for r in rest if r != "--no-test"]

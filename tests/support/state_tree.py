@@ -126,6 +126,10 @@ class StateTree:
     def rendered_files(self, minion_id):
         return {path: tuple(v) for path, v in self.rendered()[minion_id]["files"].items()}
 
+    def show_sls(self, minion_id, *names):
+        """{sls: state.show_sls(sls)} on the minion: {state id: {module: [function, args...]}}."""
+        return self._run("show_sls", minion_id, *names)
+
     def apply(self, minion_id, sls=None, test=True):
         """state.apply (test mode unless test=False) -> {state id: {result, comment, changes}}."""
         args = ["apply", minion_id] + ([sls] if sls else []) + ([] if test else ["--no-test"])

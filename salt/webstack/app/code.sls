@@ -3,38 +3,11 @@
 {%- from tplroot ~ '/libs.jinja' import app_db_uri with context %}
 {%- set app = webstack.app %}
 
-app-code-pkg-installed:
-  pkg.installed:
-    - pkgs: {{ app.packages | tojson }}
-    - require:
-      - sls: {{ tplroot }}.common.validation
+include:
+  - .package
+  - .user
 
-app-code-group-present:
-  group.present:
-    - name: {{ app.group }}
-    - system: true
-
-app-code-user-present:
-  user.present:
-    - name: {{ app.user }}
-    - gid: {{ app.group }}
-    - system: true
-    - home: {{ app.home }}
-    - createhome: false
-    - shell: /usr/sbin/nologin
-    - require:
-      - group: app-code-group-present
-
-app-code-home-file-directory:
-  file.directory:
-    - name: {{ app.home }}
-    - user: {{ app.user }}
-    - group: {{ app.group }}
-    - mode: '0755'
-    - require:
-      - user: app-code-user-present
-
-app-code-src-file-recurse:
+webstack-app-code-src-file-recurse:
   file.recurse:
     - name: {{ app.src }}
     - source: salt://{{ tpldir }}/files/src
@@ -45,20 +18,20 @@ app-code-src-file-recurse:
     - clean: true
     - exclude_pat: E@(__pycache__|\.pyc$|^tests/|\.egg-info|^build/)
     - require:
-      - file: app-code-home-file-directory
+      - sls: {{ tplroot }}.app.user
 
 {#- Debian's Flask, pymongo and gunicorn come in through --system-site-packages: the nodes need no
     package index, only the apt proxy. The app itself is pip-installed into the venv, offline. #}
-app-code-venv-cmd-run:
+webstack-app-code-venv-cmd-run:
   cmd.run:
     - name: python3 -m venv --system-site-packages {{ app.venv }}
     - runas: {{ app.user }}
     - creates: {{ app.venv }}/bin/python
     - require:
-      - pkg: app-code-pkg-installed
-      - file: app-code-home-file-directory
+      - sls: {{ tplroot }}.app.package
+      - sls: {{ tplroot }}.app.user
 
-app-code-install-cmd-run:
+webstack-app-code-install-cmd-run:
   cmd.run:
     - name: >-
         {{ app.venv }}/bin/python -m pip install --quiet --no-deps --no-index
@@ -67,10 +40,10 @@ app-code-install-cmd-run:
     - runas: {{ app.user }}
     - cwd: {{ app.home }}
     - onchanges:
-      - file: app-code-src-file-recurse
-      - cmd: app-code-venv-cmd-run
+      - file: webstack-app-code-src-file-recurse
+      - cmd: webstack-app-code-venv-cmd-run
 
-app-code-config-file-managed:
+webstack-app-code-config-file-managed:
   file.managed:
     - name: {{ app.config }}
     - user: root
@@ -94,6 +67,6 @@ app-code-config-file-managed:
     - check_cmd: >-
         env PYTHONPATH={{ app.src }} {{ app.venv }}/bin/python -m webstack_app.checkconfig
     - require:
-      - user: app-code-user-present
-      - cmd: app-code-venv-cmd-run
-      - file: app-code-src-file-recurse
+      - sls: {{ tplroot }}.app.user
+      - cmd: webstack-app-code-venv-cmd-run
+      - file: webstack-app-code-src-file-recurse

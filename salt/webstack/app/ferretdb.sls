@@ -2,7 +2,7 @@
 {%- from tplroot ~ '/map.jinja' import webstack with context %}
 {%- set ferretdb = webstack.ferretdb %}
 
-app-ferretdb-user-present:
+webstack-app-ferretdb-user-present:
   user.present:
     - name: {{ ferretdb.user }}
     - system: true
@@ -12,7 +12,7 @@ app-ferretdb-user-present:
     - require:
       - sls: {{ tplroot }}.common.validation
 
-app-ferretdb-binary-file-managed:
+webstack-app-ferretdb-binary-file-managed:
   file.managed:
     - name: {{ ferretdb.binary }}
     - source: {{ ferretdb.source }}
@@ -23,21 +23,22 @@ app-ferretdb-binary-file-managed:
     - require:
       - sls: {{ tplroot }}.common.validation
 
-app-ferretdb-unit-file-managed:
+webstack-app-ferretdb-unit-file-managed:
   file.managed:
     - name: /etc/systemd/system/{{ ferretdb.service }}.service
     - source: salt://{{ tpldir }}/files/ferretdb.service.jinja
     - template: jinja
     - context:
-        webstack: {{ webstack | tojson }}
+        node: {{ webstack.node | tojson }}
+        ferretdb: {{ ferretdb | tojson }}
     - require:
-      - file: app-ferretdb-binary-file-managed
-      - user: app-ferretdb-user-present
+      - file: webstack-app-ferretdb-binary-file-managed
+      - user: webstack-app-ferretdb-user-present
 
-app-ferretdb-service-running:
+webstack-app-ferretdb-service-running:
   service.running:
     - name: {{ ferretdb.service }}
     - enable: true
     - watch:
-      - file: app-ferretdb-binary-file-managed
-      - file: app-ferretdb-unit-file-managed
+      - file: webstack-app-ferretdb-binary-file-managed
+      - file: webstack-app-ferretdb-unit-file-managed

@@ -5,6 +5,8 @@
 include:
   - {{ tplroot }}.common
 {%- if webstack.valid %}
+  - .package
+  - .user
   - .code
   - .supervisor
   - .nginx

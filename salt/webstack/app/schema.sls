@@ -4,13 +4,15 @@
 {%- set sidecar = webstack.ferretdb.service if webstack.node.db.engine == 'ferretdb' else '' %}
 
 include:
+  - .package
+  - .user
   - .code
   - .supervisor
 {%- if sidecar %}
   - .ferretdb
 {%- endif %}
 
-app-schema-helper-file-managed:
+webstack-app-schema-helper-file-managed:
   file.managed:
     - name: /usr/local/libexec/webstack/app-schema
     - source: salt://{{ tpldir }}/files/app-schema
@@ -22,7 +24,7 @@ app-schema-helper-file-managed:
 {#- The app's collections exist before it serves, and it never creates one while serving: FerretDB
     sidecars cache the collection list (see app/webstack_app/schema.py). Reports a change only when
     it created a collection or had to refresh a stale sidecar. #}
-app-schema-collections-cmd-run:
+webstack-app-schema-collections-cmd-run:
   cmd.run:
     - name: >-
         /usr/local/libexec/webstack/app-schema {{ app.venv }}/bin/python {{ app.src }}
@@ -30,10 +32,9 @@ app-schema-collections-cmd-run:
     - stateful: true
     - runas: root
     - require:
-      - file: app-schema-helper-file-managed
-      - cmd: app-code-install-cmd-run
-      - file: app-code-config-file-managed
-      - cmd: app-supervisor-running-cmd-run
+      - file: webstack-app-schema-helper-file-managed
+      - sls: {{ tplroot }}.app.code
+      - sls: {{ tplroot }}.app.supervisor
 {%- if sidecar %}
-      - service: app-ferretdb-service-running
+      - sls: {{ tplroot }}.app.ferretdb
 {%- endif %}

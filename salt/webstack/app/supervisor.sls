@@ -3,43 +3,48 @@
 {%- set app = webstack.app %}
 {%- set program = app.supervisor.program %}
 
+{#- .package and .user before .code: Salt counts the states of an sls that another one includes
+    first as that one's too (`sls:` requisites), and the reload below watches webstack.app.code
+    for its own states only. #}
 include:
+  - .package
+  - .user
   - .code
 
 {#- /run is a tmpfs: tmpfiles.d recreates the socket directory at boot, before supervisor starts.
     setgid www-data: gunicorn's socket inherits the group, so nginx (and nothing else) can use it. #}
-app-supervisor-tmpfiles-file-managed:
+webstack-app-supervisor-tmpfiles-file-managed:
   file.managed:
     - name: /etc/tmpfiles.d/webstack-app.conf
     - contents: d {{ app.socket_dir }} 2750 {{ app.user }} www-data -
     - require:
       - sls: {{ tplroot }}.common.validation
 
-app-supervisor-socket-dir-file-directory:
+webstack-app-supervisor-socket-dir-file-directory:
   file.directory:
     - name: {{ app.socket_dir }}
     - user: {{ app.user }}
     - group: www-data
     - mode: '2750'
     - require:
-      - user: app-code-user-present
-      - pkg: app-code-pkg-installed
+      - sls: {{ tplroot }}.app.package
+      - sls: {{ tplroot }}.app.user
 
-app-supervisor-check-file-managed:
+webstack-app-supervisor-check-file-managed:
   file.managed:
     - name: /usr/local/libexec/webstack/supervisor-check-program
     - source: salt://{{ tpldir }}/files/supervisor-check-program
     - mode: '0755'
     - makedirs: true
 
-app-supervisor-service-running:
+webstack-app-supervisor-service-running:
   service.running:
     - name: {{ app.supervisor.service }}
     - enable: true
     - require:
-      - pkg: app-code-pkg-installed
+      - sls: {{ tplroot }}.app.package
 
-app-supervisor-program-file-managed:
+webstack-app-supervisor-program-file-managed:
   file.managed:
     - name: {{ app.supervisor.conf_dir }}/{{ program }}.conf
     - source: salt://{{ tpldir }}/files/supervisor-program.conf.jinja
@@ -49,36 +54,36 @@ app-supervisor-program-file-managed:
     # Parsed by supervisor's own config loader before it replaces the live file.
     - check_cmd: /usr/local/libexec/webstack/supervisor-check-program
     - require:
-      - file: app-supervisor-check-file-managed
-      - file: app-supervisor-socket-dir-file-directory
-      - cmd: app-code-install-cmd-run
+      - file: webstack-app-supervisor-check-file-managed
+      - file: webstack-app-supervisor-socket-dir-file-directory
+      - sls: {{ tplroot }}.app.code
 
 {#- `update NAME` re-reads the config and (re)starts only this program when its section changed;
     supervisord itself, and any other program it runs, is never restarted. #}
-app-supervisor-program-cmd-run:
+webstack-app-supervisor-program-cmd-run:
   cmd.run:
     - name: supervisorctl update {{ program }}
     - onchanges:
-      - file: app-supervisor-program-file-managed
+      - file: webstack-app-supervisor-program-file-managed
     - require:
-      - service: app-supervisor-service-running
+      - service: webstack-app-supervisor-service-running
 
 {#- New code or config: HUP makes gunicorn start new workers and retire the old ones gracefully,
-    so requests in flight finish and no connection is refused. #}
-app-supervisor-reload-cmd-run:
+    so requests in flight finish and no connection is refused. webstack.app.code holds only the
+    code and its config (the source, the venv, the install, app.json): any change there is one. #}
+webstack-app-supervisor-reload-cmd-run:
   cmd.run:
     - name: supervisorctl signal HUP {{ program }}
     - onchanges:
-      - cmd: app-code-install-cmd-run
-      - file: app-code-config-file-managed
+      - sls: {{ tplroot }}.app.code
     - onlyif: supervisorctl status {{ program }} | grep -q RUNNING
     - require:
-      - cmd: app-supervisor-program-cmd-run
+      - cmd: webstack-app-supervisor-program-cmd-run
 
-app-supervisor-running-cmd-run:
+webstack-app-supervisor-running-cmd-run:
   cmd.run:
     - name: supervisorctl start {{ program }}
     - unless: supervisorctl status {{ program }} | grep -q RUNNING
     - require:
-      - cmd: app-supervisor-reload-cmd-run
-      - file: app-code-config-file-managed
+      - cmd: webstack-app-supervisor-reload-cmd-run
+      - sls: {{ tplroot }}.app.code

@@ -1,3 +1,3 @@
 # Nothing to remove: common only validates. Present so every role folder has init + clean.
-common-clean-test-nop:
+webstack-common-clean-test-nop:
   test.nop: []

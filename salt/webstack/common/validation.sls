@@ -1,5 +1,7 @@
-common-validation-webstack_topology-validated:
+{%- set tplroot = tpldir.split('/')[0] %}
+{%- from tplroot ~ '/map.jinja' import topology with context %}
+webstack-common-validation-webstack_topology-validated:
   webstack_topology.validated:
-    - name: {{ salt['pillar.get']('webstack:topology:name', 'webstack') | yaml_dquote }}
+    - name: {{ (topology.get('name', 'webstack') if topology is mapping else 'webstack') | yaml_dquote }}
     - order: 1
     - failhard: true

@@ -1,31 +1,36 @@
 {%- set tplroot = tpldir.split('/')[0] %}
 {%- from tplroot ~ '/map.jinja' import webstack with context %}
+{%- set pg = webstack.postgresql %}
 {%- set patroni = webstack.patroni %}
 {%- set etcd = webstack.etcd %}
-# Removes what the db role installed, data included: only ever run it on purpose.
+{%- set mongodb = webstack.mongodb %}
+# Removes what the db role put on the node, whichever engine it ran (webstack.db.postgresql,
+# .etcd, .patroni, .mongodb), data included: only ever run it on purpose.
 
-db-clean-service-dead:
+webstack-db-clean-service-dead:
   service.dead:
     - names:
       - {{ patroni.service }}
       - {{ etcd.service }}
-      - {{ webstack.postgresql.service }}
-      - {{ webstack.mongodb.service }}
+      - {{ pg.service }}
+      - {{ mongodb.service }}
     - enable: false
 
-db-clean-pkg-purged:
+{#- postgresql is a metapackage: the server and client of its version go too. #}
+webstack-db-clean-pkg-purged:
   pkg.purged:
-    - pkgs: {{ (webstack.postgresql.packages + patroni.packages + etcd.packages
-                + [webstack.mongodb.package]) | unique | list | tojson }}
+    - pkgs: {{ (pg.packages + ['postgresql-%s' % pg.version, 'postgresql-client-%s' % pg.version]
+                + patroni.packages + etcd.packages + [mongodb.package]) | unique | list | tojson }}
     - require:
-      - service: db-clean-service-dead
+      - service: webstack-db-clean-service-dead
 
-db-clean-file-absent:
+webstack-db-clean-file-absent:
   file.absent:
     - names:
-      - {{ webstack.mongodb.config }}
-      - {{ webstack.mongodb.keyfile }}
-      - /etc/apt/sources.list.d/mongodb-org-{{ webstack.mongodb.version }}.list
+      # engine ferretdb, one db node (webstack.db.postgresql)
+      - {{ pg.conf_dir }}
+      - {{ pg.data_dir }}
+      # engine ferretdb, a Patroni cluster (webstack.db.patroni, webstack.db.etcd)
       - {{ patroni.config }}
       - {{ patroni.data_dir }}
       - {{ patroni.pgpass }}
@@ -35,5 +40,18 @@ db-clean-file-absent:
       - {{ etcd.config }}
       - {{ etcd.dropin }}
       - {{ etcd.data_dir }}
+      # engine mongodb (webstack.db.mongodb): the repository, its keyring, config, key and data
+      - /etc/apt/sources.list.d/mongodb-org-{{ mongodb.version }}.list
+      - /usr/share/keyrings/mongodb-server-{{ mongodb.version }}.gpg
+      - {{ mongodb.config }}
+      - {{ mongodb.keyfile }}
+      - {{ mongodb.data_dir }}
     - require:
-      - pkg: db-clean-pkg-purged
+      - pkg: webstack-db-clean-pkg-purged
+
+{#- The etcd drop-in is gone: systemd forgets it only on daemon-reload. #}
+webstack-db-clean-unit-cmd-run:
+  cmd.run:
+    - name: systemctl daemon-reload
+    - onchanges:
+      - file: webstack-db-clean-file-absent

@@ -6,28 +6,29 @@
     Patroni's leader lock. Debian's package starts a throw-away single-member etcd on localhost at
     install; the drop-in points the unit at our config file, whose data-dir is a new one, so that
     throw-away member never joins anything. #}
-db-etcd-pkg-installed:
+webstack-db-etcd-pkg-installed:
   pkg.installed:
     - pkgs: {{ etcd.packages | tojson }}
     - require:
       - sls: {{ tplroot }}.common.validation
 
-db-etcd-data-file-directory:
+webstack-db-etcd-data-file-directory:
   file.directory:
     - name: {{ etcd.data_dir }}
     - user: etcd
     - group: etcd
     - mode: '0700'
     - require:
-      - pkg: db-etcd-pkg-installed
+      - pkg: webstack-db-etcd-pkg-installed
 
-db-etcd-config-file-managed:
+webstack-db-etcd-config-file-managed:
   file.managed:
     - name: {{ etcd.config }}
     - source: salt://{{ tpldir }}/files/etcd.yml.jinja
     - template: jinja
     - context:
-        webstack: {{ webstack | tojson }}
+        node: {{ webstack.node | tojson }}
+        etcd: {{ etcd | tojson }}
     - user: root
     - group: etcd
     - mode: '0640'
@@ -41,36 +42,36 @@ db-etcd-config-file-managed:
         missing = [k for k in keys if not c.get(k)];
         sys.exit('etcd config: missing ' + ', '.join(missing) if missing else 0)"
     - require:
-      - pkg: db-etcd-pkg-installed
+      - pkg: webstack-db-etcd-pkg-installed
 
-db-etcd-unit-file-managed:
+webstack-db-etcd-unit-file-managed:
   file.managed:
     - name: {{ etcd.dropin }}
     - source: salt://{{ tpldir }}/files/etcd-dropin.conf.jinja
     - template: jinja
     - context:
-        webstack: {{ webstack | tojson }}
+        etcd: {{ etcd | tojson }}
     - makedirs: true
     - require:
-      - pkg: db-etcd-pkg-installed
+      - pkg: webstack-db-etcd-pkg-installed
 
 {#- systemd reads a new or changed drop-in only on daemon-reload; Salt's own unit-change check
     misses a drop-in created while the service runs (measured: the restart kept the old
     environment), so reload explicitly before the restart. #}
-db-etcd-unit-cmd-run:
+webstack-db-etcd-unit-cmd-run:
   cmd.run:
     - name: systemctl daemon-reload
     - onchanges:
-      - file: db-etcd-unit-file-managed
+      - file: webstack-db-etcd-unit-file-managed
 
 {#- etcd cannot reload: a changed config restarts it. #}
-db-etcd-service-running:
+webstack-db-etcd-service-running:
   service.running:
     - name: {{ etcd.service }}
     - enable: true
     - require:
-      - file: db-etcd-data-file-directory
-      - cmd: db-etcd-unit-cmd-run
+      - file: webstack-db-etcd-data-file-directory
+      - cmd: webstack-db-etcd-unit-cmd-run
     - watch:
-      - file: db-etcd-config-file-managed
-      - file: db-etcd-unit-file-managed
+      - file: webstack-db-etcd-config-file-managed
+      - file: webstack-db-etcd-unit-file-managed

@@ -6,7 +6,7 @@
 
 {#- MongoDB's official packages (not in Debian). The repository and its key come from the map so a
     mirror can be set in pillar (webstack:lookup:mongodb). #}
-db-mongodb-pkgrepo-managed:
+webstack-db-mongodb-pkgrepo-managed:
   pkgrepo.managed:
     - name: deb [signed-by=/usr/share/keyrings/mongodb-server-{{ mongodb.version }}.gpg] {{ mongodb.repo_url }} bookworm/mongodb-org/{{ mongodb.version }} main
     - file: /etc/apt/sources.list.d/mongodb-org-{{ mongodb.version }}.list
@@ -16,13 +16,13 @@ db-mongodb-pkgrepo-managed:
     - require:
       - sls: {{ tplroot }}.common.validation
 
-db-mongodb-pkg-installed:
+webstack-db-mongodb-pkg-installed:
   pkg.installed:
     - name: {{ mongodb.package }}
     - require:
-      - pkgrepo: db-mongodb-pkgrepo-managed
+      - pkgrepo: webstack-db-mongodb-pkgrepo-managed
 
-db-mongodb-keyfile-file-managed:
+webstack-db-mongodb-keyfile-file-managed:
   file.managed:
     - name: {{ mongodb.keyfile }}
     - contents_pillar: webstack:secrets:mongodb_keyfile
@@ -31,27 +31,28 @@ db-mongodb-keyfile-file-managed:
     - mode: '0400'
     - show_changes: false
     - require:
-      - pkg: db-mongodb-pkg-installed
+      - pkg: webstack-db-mongodb-pkg-installed
 
-db-mongodb-config-file-managed:
+webstack-db-mongodb-config-file-managed:
   file.managed:
     - name: {{ mongodb.config }}
     - source: salt://{{ tpldir }}/files/mongod.conf.jinja
     - template: jinja
     - context:
-        webstack: {{ webstack | tojson }}
+        node: {{ webstack.node | tojson }}
+        mongodb: {{ mongodb | tojson }}
     # mongod has no config-test flag; the YAML must at least parse before it replaces the file.
     - check_cmd: {{ grains.pythonexecutable }} -c "import sys, yaml; yaml.safe_load(open(sys.argv[1]))"
     - require:
-      - pkg: db-mongodb-pkg-installed
+      - pkg: webstack-db-mongodb-pkg-installed
 
-db-mongodb-service-running:
+webstack-db-mongodb-service-running:
   service.running:
     - name: {{ mongodb.service }}
     - enable: true
     - watch:
-      - file: db-mongodb-config-file-managed
-      - file: db-mongodb-keyfile-file-managed
+      - file: webstack-db-mongodb-config-file-managed
+      - file: webstack-db-mongodb-keyfile-file-managed
 
 {#- One node configures the set: the FIRST db node of the topology initiates it (with every db node,
     in topology order) and adds any member missing later; the others only run mongod and are
@@ -63,33 +64,33 @@ db-mongodb-service-running:
 {%-   do members.append(member.address ~ ':' ~ node.ports.mongodb) %}
 {%- endfor %}
 
-db-mongodb-replset-webstack-replset:
+webstack-db-mongodb-replset-webstack-replset:
   webstack.replset:
     - name: {{ db.replica_set }}
     - members: {{ members | tojson }}
     - require:
-      - service: db-mongodb-service-running
+      - service: webstack-db-mongodb-service-running
 
 {#- Users, once the set is initiated and this node is its PRIMARY (the states wait for the first
     election). The admin user comes first, through MongoDB's localhost exception (no user exists
     yet); every later login, the app user's creation included, uses it. Passwords stay in pillar
     (passwd_pillar): they are neither in the rendered SLS nor in the state's output. #}
-db-mongodb-admin_user-webstack-mongodb_user:
+webstack-db-mongodb-admin_user-webstack-mongodb_user:
   webstack.mongodb_user:
     - name: admin
     - database: admin
     - passwd_pillar: webstack:secrets:mongodb_admin_password
     - roles: [{role: root, db: admin}]
     - require:
-      - webstack: db-mongodb-replset-webstack-replset
+      - webstack: webstack-db-mongodb-replset-webstack-replset
 
 {#- The app's user, as the app's URI names it (libs.jinja app_db_uri: db.user, authSource=db.name). #}
-db-mongodb-app_user-webstack-mongodb_user:
+webstack-db-mongodb-app_user-webstack-mongodb_user:
   webstack.mongodb_user:
     - name: {{ db.user }}
     - database: {{ db.name }}
     - passwd_pillar: webstack:secrets:db_password
     - roles: {{ [{'role': 'readWrite', 'db': db.name}] | tojson }}
     - require:
-      - webstack: db-mongodb-admin_user-webstack-mongodb_user
+      - webstack: webstack-db-mongodb-admin_user-webstack-mongodb_user
 {%- endif %}

@@ -12,7 +12,7 @@
 include:
   - .etcd
 
-db-patroni-createcluster-file-managed:
+webstack-db-patroni-createcluster-file-managed:
   file.managed:
     - name: {{ patroni.createcluster_conf }}
     - contents: |
@@ -23,13 +23,13 @@ db-patroni-createcluster-file-managed:
     - require:
       - sls: {{ tplroot }}.common.validation
 
-db-patroni-pkg-installed:
+webstack-db-patroni-pkg-installed:
   pkg.installed:
     - pkgs: {{ patroni.packages | tojson }}
     - require:
-      - file: db-patroni-createcluster-file-managed
+      - file: webstack-db-patroni-createcluster-file-managed
 
-db-patroni-helpers-file-managed:
+webstack-db-patroni-helpers-file-managed:
   file.managed:
     - names:
       - {{ patroni.check_config }}:
@@ -45,21 +45,27 @@ db-patroni-helpers-file-managed:
 
 {#- Only while the default cluster exists (a node where PostgreSQL was installed before): once
     dropped, `onlyif` is false on every later run. #}
-db-patroni-default_cluster-cmd-run:
+webstack-db-patroni-default_cluster-cmd-run:
   cmd.run:
     - name: {{ patroni.drop_default_cluster }} {{ default.version }} {{ default.name }}
     - onlyif: test -e /etc/postgresql/{{ default.version }}/{{ default.name }}/postgresql.conf
     - require:
-      - pkg: db-patroni-pkg-installed
-      - file: db-patroni-helpers-file-managed
+      - pkg: webstack-db-patroni-pkg-installed
+      - file: webstack-db-patroni-helpers-file-managed
 
-db-patroni-config-file-managed:
+webstack-db-patroni-config-file-managed:
   file.managed:
     - name: {{ patroni.config }}
     - source: salt://{{ tpldir }}/files/patroni.yml.jinja
     - template: jinja
     - context:
-        webstack: {{ webstack | tojson }}
+        node: {{ webstack.node | tojson }}
+        patroni: {{ patroni | tojson }}
+        passwords:
+          rest: {{ webstack.secrets.patroni_rest_password | tojson }}
+          superuser: {{ webstack.secrets.postgres_superuser_password | tojson }}
+          replication: {{ webstack.secrets.postgres_replication_password | tojson }}
+          rewind: {{ webstack.secrets.postgres_rewind_password | tojson }}
     - user: root
     - group: postgres
     - mode: '0640'
@@ -69,11 +75,11 @@ db-patroni-config-file-managed:
     # Patroni's own validator (schema and values) before the file goes live.
     - check_cmd: {{ patroni.check_config }}
     - require:
-      - pkg: db-patroni-pkg-installed
-      - file: db-patroni-helpers-file-managed
+      - pkg: webstack-db-patroni-pkg-installed
+      - file: webstack-db-patroni-helpers-file-managed
 
 {#- Patroni's data_dir: Patroni (as postgres) runs initdb or pg_basebackup into it. #}
-db-patroni-data-file-directory:
+webstack-db-patroni-data-file-directory:
   file.directory:
     - name: {{ patroni.data_dir }}
     - user: postgres
@@ -81,45 +87,45 @@ db-patroni-data-file-directory:
     - mode: '0700'
     - makedirs: true
     - require:
-      - pkg: db-patroni-pkg-installed
+      - pkg: webstack-db-patroni-pkg-installed
 
 {#- SIGHUP (Debian's ExecReload) re-reads the file; a setting that needs a PostgreSQL restart shows
     as `pending_restart` in `patronictl list`. #}
-db-patroni-service-running:
+webstack-db-patroni-service-running:
   service.running:
     - name: {{ patroni.service }}
     - enable: true
     - reload: true
     - require:
-      - service: db-etcd-service-running
-      - cmd: db-patroni-default_cluster-cmd-run
-      - file: db-patroni-data-file-directory
+      - sls: {{ tplroot }}.db.etcd
+      - cmd: webstack-db-patroni-default_cluster-cmd-run
+      - file: webstack-db-patroni-data-file-directory
     - watch:
-      - file: db-patroni-config-file-managed
+      - file: webstack-db-patroni-config-file-managed
 
 {#- Until this member runs PostgreSQL (as leader or replica) and the cluster has a leader: the first
     apply waits here for the bootstrap. Reports no change. #}
-db-patroni-member-webstack_patroni-member_running:
+webstack-db-patroni-member-webstack_patroni-member_running:
   webstack_patroni.member_running:
     - name: {{ webstack.node.name }}
     - timeout: 300
     - require:
-      - service: db-patroni-service-running
+      - service: webstack-db-patroni-service-running
 
 {#- The cluster-wide (dynamic) settings live in etcd; this keeps them as the map says, through
     the leader's REST API (PATCH /config only when something differs). #}
-db-patroni-dynamic_config-webstack_patroni-dynamic_config:
+webstack-db-patroni-dynamic_config-webstack_patroni-dynamic_config:
   webstack_patroni.dynamic_config:
     - name: {{ webstack.node.db_cluster.scope }}
     - config: {{ patroni.dcs | tojson }}
     - onlyif:
       - fun: webstack_patroni.is_leader
     - require:
-      - webstack_patroni: db-patroni-member-webstack_patroni-member_running
+      - webstack_patroni: webstack-db-patroni-member-webstack_patroni-member_running
 
 {#- The app's role and database, on the leader only (replicas are read-only and receive them by
     replication): on other nodes `onlyif` is false and nothing is reported. #}
-db-patroni-user-postgres_user-present:
+webstack-db-patroni-user-postgres_user-present:
   postgres_user.present:
     - name: {{ db.user }}
     - password: {{ webstack.secrets.db_password | tojson }}
@@ -130,13 +136,13 @@ db-patroni-user-postgres_user-present:
     - onlyif:
       - fun: webstack_patroni.is_leader
     - require:
-      - webstack_patroni: db-patroni-member-webstack_patroni-member_running
+      - webstack_patroni: webstack-db-patroni-member-webstack_patroni-member_running
 
-db-patroni-database-postgres_database-present:
+webstack-db-patroni-database-postgres_database-present:
   postgres_database.present:
     - name: {{ db.name }}
     - owner: {{ db.user }}
     - onlyif:
       - fun: webstack_patroni.is_leader
     - require:
-      - postgres_user: db-patroni-user-postgres_user-present
+      - postgres_user: webstack-db-patroni-user-postgres_user-present

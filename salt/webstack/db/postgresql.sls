@@ -3,7 +3,7 @@
 {%- set pg = webstack.postgresql %}
 {%- set db = webstack.node.db %}
 
-db-postgresql-pkg-installed:
+webstack-db-postgresql-pkg-installed:
   pkg.installed:
     - pkgs: {{ pg.packages | tojson }}
     - require:
@@ -11,51 +11,51 @@ db-postgresql-pkg-installed:
 
 {#- Listen on this node's address; only the app nodes (their FerretDB sidecars) may connect,
     with a password, to the app's database. Everything else keeps Debian's defaults. #}
-db-postgresql-conf-file-managed:
+webstack-db-postgresql-conf-file-managed:
   file.managed:
     - name: {{ pg.conf_dir }}/conf.d/webstack.conf
     - source: salt://{{ tpldir }}/files/postgresql-webstack.conf.jinja
     - template: jinja
     - context:
-        webstack: {{ webstack | tojson }}
+        node: {{ webstack.node | tojson }}
     - user: postgres
     - group: postgres
     - mode: '0644'
     - require:
-      - pkg: db-postgresql-pkg-installed
+      - pkg: webstack-db-postgresql-pkg-installed
 
-db-postgresql-hba-file-managed:
+webstack-db-postgresql-hba-file-managed:
   file.managed:
     - name: {{ pg.conf_dir }}/pg_hba.conf
     - source: salt://{{ tpldir }}/files/pg_hba.conf.jinja
     - template: jinja
     - context:
-        webstack: {{ webstack | tojson }}
+        node: {{ webstack.node | tojson }}
     - user: postgres
     - group: postgres
     - mode: '0640'
     - require:
-      - pkg: db-postgresql-pkg-installed
+      - pkg: webstack-db-postgresql-pkg-installed
 
 {#- listen_addresses needs a restart; pg_hba only a reload. Salt restarts on the conf.d change
     and reloads on pg_hba changes (service.running reload: true restarts nothing). #}
-db-postgresql-service-running:
+webstack-db-postgresql-service-running:
   service.running:
     - name: {{ pg.service }}
     - enable: true
     - reload: true
     - watch:
-      - file: db-postgresql-hba-file-managed
+      - file: webstack-db-postgresql-hba-file-managed
 
-db-postgresql-restart-cmd-run:
+webstack-db-postgresql-restart-cmd-run:
   cmd.run:
     - name: systemctl restart {{ pg.service }}
     - onchanges:
-      - file: db-postgresql-conf-file-managed
+      - file: webstack-db-postgresql-conf-file-managed
     - require:
-      - service: db-postgresql-service-running
+      - service: webstack-db-postgresql-service-running
 
-db-postgresql-user-postgres_user-present:
+webstack-db-postgresql-user-postgres_user-present:
   postgres_user.present:
     - name: {{ db.user }}
     - password: {{ webstack.secrets.db_password | tojson }}
@@ -64,11 +64,11 @@ db-postgresql-user-postgres_user-present:
     - createdb: false
     - superuser: false
     - require:
-      - cmd: db-postgresql-restart-cmd-run
+      - cmd: webstack-db-postgresql-restart-cmd-run
 
-db-postgresql-database-postgres_database-present:
+webstack-db-postgresql-database-postgres_database-present:
   postgres_database.present:
     - name: {{ db.name }}
     - owner: {{ db.user }}
     - require:
-      - postgres_user: db-postgresql-user-postgres_user-present
+      - postgres_user: webstack-db-postgresql-user-postgres_user-present

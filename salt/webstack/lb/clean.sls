@@ -1,27 +1,60 @@
 {%- set tplroot = tpldir.split('/')[0] %}
 {%- from tplroot ~ '/map.jinja' import webstack with context %}
-# Removes what the lb role installed: services first, then packages and managed files.
+{%- set haproxy = webstack.lb.haproxy %}
+{%- set keepalived = webstack.lb.keepalived %}
+# Removes what the lb role put on the node (webstack.lb.package, .sysctl, .haproxy, .keepalived):
+# services first, then packages, files, and the kernel settings back to their defaults.
 
-lb-clean-service-dead:
+webstack-lb-clean-service-dead:
   service.dead:
     - names:
-      - {{ webstack.lb.keepalived.service }}
-      - {{ webstack.lb.haproxy.service }}
+      - {{ keepalived.service }}
+      - {{ haproxy.service }}
     - enable: false
 
-lb-clean-pkg-removed:
+webstack-lb-clean-pkg-purged:
   pkg.purged:
     - pkgs: {{ webstack.lb.packages | tojson }}
     - require:
-      - service: lb-clean-service-dead
+      - service: webstack-lb-clean-service-dead
 
-lb-clean-file-absent:
+webstack-lb-clean-file-absent:
   file.absent:
     - names:
       - /etc/systemd/system/haproxy.service.d/webstack.conf
       - /usr/local/libexec/webstack/haproxy-save-state
-      - {{ webstack.lb.keepalived.notify_script }}
-      - {{ webstack.lb.keepalived.state_file }}
-      - {{ webstack.lb.haproxy.server_state_file }}
+      - {{ haproxy.config }}
+      - {{ haproxy.server_state_file }}
+      - {{ keepalived.config }}
+      - {{ keepalived.notify_script }}
+      - {{ keepalived.state_file }}
+      - {{ webstack.sysctl_file }}
     - require:
-      - pkg: lb-clean-pkg-removed
+      - pkg: webstack-lb-clean-pkg-purged
+
+{#- The haproxy drop-in is gone: systemd forgets it only on daemon-reload. #}
+webstack-lb-clean-unit-cmd-run:
+  cmd.run:
+    - name: systemctl daemon-reload
+    - onchanges:
+      - file: webstack-lb-clean-file-absent
+
+{#- Each setting back to the kernel's default now (its sysctl.d file is gone above, so the next
+    boot keeps the default), also out of Salt's default sysctl.d file, where releases before
+    webstack.lb.sysctl had its own file wrote it. #}
+{%- for key in webstack.sysctl | sort %}
+
+webstack-lb-clean-{{ key }}-cmd-run:
+  cmd.run:
+    - name: sysctl -w {{ key }}={{ webstack.sysctl_defaults[key] }}
+    - unless: test "$(sysctl -n {{ key }})" = "{{ webstack.sysctl_defaults[key] }}"
+    - require:
+      - file: webstack-lb-clean-file-absent
+
+webstack-lb-clean-{{ key }}-file-replace:
+  file.replace:
+    - name: {{ salt['sysctl.default_config']() }}
+    - pattern: '^{{ key | regex_escape }}\s*=.*\n'
+    - repl: ''
+    - ignore_if_missing: true
+{%- endfor %}

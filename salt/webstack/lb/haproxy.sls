@@ -2,13 +2,10 @@
 {%- from tplroot ~ '/map.jinja' import webstack with context %}
 {%- set haproxy = webstack.lb.haproxy %}
 
-lb-haproxy-pkg-installed:
-  pkg.installed:
-    - pkgs: {{ webstack.lb.packages | tojson }}
-    - require:
-      - sls: {{ tplroot }}.common.validation
+include:
+  - .package
 
-lb-haproxy-state-dump-file-managed:
+webstack-lb-haproxy-state-dump-file-managed:
   file.managed:
     - name: /usr/local/libexec/webstack/haproxy-save-state
     - source: salt://{{ tpldir }}/files/haproxy-save-state
@@ -17,7 +14,7 @@ lb-haproxy-state-dump-file-managed:
 
 {#- Reload = save every server's runtime state (drain/maint, weights) to the server-state file,
     check the config, then let the master process re-exec its workers (no dropped connections). #}
-lb-haproxy-unit-file-managed:
+webstack-lb-haproxy-unit-file-managed:
   file.managed:
     - name: /etc/systemd/system/haproxy.service.d/webstack.conf
     - source: salt://{{ tpldir }}/files/haproxy-dropin.conf.jinja
@@ -26,9 +23,9 @@ lb-haproxy-unit-file-managed:
     - context:
         haproxy: {{ haproxy | tojson }}
     - require:
-      - file: lb-haproxy-state-dump-file-managed
+      - file: webstack-lb-haproxy-state-dump-file-managed
 
-lb-haproxy-config-file-managed:
+webstack-lb-haproxy-config-file-managed:
   file.managed:
     - name: {{ haproxy.config }}
     - source: salt://{{ tpldir }}/files/haproxy.cfg.jinja
@@ -36,27 +33,29 @@ lb-haproxy-config-file-managed:
     - mode: '0640'
     - group: haproxy
     - context:
-        webstack: {{ webstack | tojson }}
+        node: {{ webstack.node | tojson }}
+        haproxy: {{ haproxy | tojson }}
+        stats_password: {{ webstack.secrets.stats_password | tojson }}
     # Proven by haproxy itself before it replaces the live file.
     - check_cmd: /usr/sbin/haproxy -c -q -f
     - require:
-      - pkg: lb-haproxy-pkg-installed
+      - sls: {{ tplroot }}.lb.package
 
 {#- systemd reads a new or changed drop-in only on daemon-reload (Salt's unit-change check misses
     a drop-in added while the service runs). #}
-lb-haproxy-unit-cmd-run:
+webstack-lb-haproxy-unit-cmd-run:
   cmd.run:
     - name: systemctl daemon-reload
     - onchanges:
-      - file: lb-haproxy-unit-file-managed
+      - file: webstack-lb-haproxy-unit-file-managed
 
-lb-haproxy-service-running:
+webstack-lb-haproxy-service-running:
   service.running:
     - name: {{ haproxy.service }}
     - enable: true
     - reload: true
     - require:
-      - cmd: lb-haproxy-unit-cmd-run
+      - cmd: webstack-lb-haproxy-unit-cmd-run
     - watch:
-      - file: lb-haproxy-config-file-managed
-      - file: lb-haproxy-unit-file-managed
+      - file: webstack-lb-haproxy-config-file-managed
+      - file: webstack-lb-haproxy-unit-file-managed

@@ -4,6 +4,7 @@
 include:
   - {{ tplroot }}.common
 {%- if webstack.valid %}
+  - .package
   - .sysctl
   - .haproxy
   - .keepalived

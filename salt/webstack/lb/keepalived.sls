@@ -3,9 +3,10 @@
 {%- set keepalived = webstack.lb.keepalived %}
 
 include:
+  - .package
   - .haproxy
 
-lb-keepalived-notify-file-managed:
+webstack-lb-keepalived-notify-file-managed:
   file.managed:
     - name: {{ keepalived.notify_script }}
     - source: salt://{{ tpldir }}/files/keepalived-notify
@@ -17,7 +18,7 @@ lb-keepalived-notify-file-managed:
     - require:
       - sls: {{ tplroot }}.common.validation
 
-lb-keepalived-config-file-managed:
+webstack-lb-keepalived-config-file-managed:
   file.managed:
     - name: {{ keepalived.config }}
     - source: salt://{{ tpldir }}/files/keepalived.conf.jinja
@@ -25,21 +26,22 @@ lb-keepalived-config-file-managed:
     - mode: '0640'
     - makedirs: true
     - context:
-        webstack: {{ webstack | tojson }}
+        node: {{ webstack.node | tojson }}
+        keepalived: {{ keepalived | tojson }}
     # keepalived's own parser proves the file before it goes live (exit 0 valid, non-zero with the
     # offending line otherwise).
     - check_cmd: /usr/sbin/keepalived --config-test -f
     - require:
-      - pkg: lb-haproxy-pkg-installed
-      - file: lb-keepalived-notify-file-managed
+      - sls: {{ tplroot }}.lb.package
+      - file: webstack-lb-keepalived-notify-file-managed
 
-lb-keepalived-service-running:
+webstack-lb-keepalived-service-running:
   service.running:
     - name: {{ keepalived.service }}
     - enable: true
     # SIGHUP: keepalived re-reads its config without dropping the VIP.
     - reload: true
     - require:
-      - service: lb-haproxy-service-running
+      - sls: {{ tplroot }}.lb.haproxy
     - watch:
-      - file: lb-keepalived-config-file-managed
+      - file: webstack-lb-keepalived-config-file-managed

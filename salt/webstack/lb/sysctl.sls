@@ -3,10 +3,11 @@
 {#- ip_nonlocal_bind lets haproxy bind the VIP on a backup lb, so a takeover needs no restart. #}
 {%- for key, value in webstack.sysctl | dictsort %}
 
-lb-sysctl-sysctl-present-{{ key }}:
+webstack-lb-sysctl-{{ key }}-sysctl-present:
   sysctl.present:
     - name: {{ key }}
     - value: {{ value }}
+    - config: {{ webstack.sysctl_file }}
     - require:
       - sls: {{ tplroot }}.common.validation
 {%- endfor %}

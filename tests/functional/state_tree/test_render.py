@@ -114,9 +114,9 @@ def test_mongodb_uri_lists_every_db_node_with_the_replica_set(state_tree):
         assert f"bindIp: 127.0.0.1,{topology['nodes'][-size]['address']}" in mongod
 
 
-REPLSET = "db-mongodb-replset-webstack-replset"
-ADMIN_USER = "db-mongodb-admin_user-webstack-mongodb_user"
-APP_USER = "db-mongodb-app_user-webstack-mongodb_user"
+REPLSET = "webstack-db-mongodb-replset-webstack-replset"
+ADMIN_USER = "webstack-db-mongodb-admin_user-webstack-mongodb_user"
+APP_USER = "webstack-db-mongodb-app_user-webstack-mongodb_user"
 
 
 def test_only_the_first_db_node_configures_the_replica_set_and_its_users(state_tree):
@@ -125,7 +125,7 @@ def test_only_the_first_db_node_configures_the_replica_set_and_its_users(state_t
     dbs = nodes_with(topology, "db")
     for db in dbs:
         ids = tree.rendered()[db["name"]]["highstate_ids"]
-        assert "db-mongodb-service-running" in ids
+        assert "webstack-db-mongodb-service-running" in ids
         setup = [i for i in ids if i in (REPLSET, ADMIN_USER, APP_USER)]
         assert setup == ([REPLSET, ADMIN_USER, APP_USER] if db is dbs[0] else []), db["name"]
     # The arguments each state gets (StateTree has no public call for the low data).
@@ -133,7 +133,7 @@ def test_only_the_first_db_node_configures_the_replica_set_and_its_users(state_t
     replset = low[REPLSET]
     assert (replset["state"], replset["fun"], replset["name"]) == ("webstack", "replset", "rs0")
     assert replset["members"] == [f"{d['address']}:27017" for d in dbs]
-    assert replset["require"] == [{"service": "db-mongodb-service-running"}]
+    assert replset["require"] == [{"service": "webstack-db-mongodb-service-running"}]
     admin, app = low[ADMIN_USER], low[APP_USER]
     assert (
         (admin["state"], admin["fun"]) == (app["state"], app["fun"]) == ("webstack", "mongodb_user")
@@ -171,6 +171,6 @@ def test_highstate_gives_each_node_its_roles_only(sized):
     topology, tree = sized
     for node in topology["nodes"]:
         ids = tree.rendered()[node["name"]]["highstate_ids"]
-        prefixes = {i.split("-")[0] for i in ids}
+        prefixes = {i.split("-")[1] for i in ids}
         assert prefixes == {"common", *node["roles"]}
-        assert ids[0] == "common-validation-webstack_topology-validated"
+        assert ids[0] == "webstack-common-validation-webstack_topology-validated"

@@ -63,11 +63,11 @@ def test_db_nodes_get_patroni_and_etcd_instead_of_a_single_postgresql(cluster):
         ids = rendered["highstate_ids"]
         # etcd is up before Patroni starts; the app's role/database come after the member runs.
         order = [
-            "db-etcd-service-running",
-            "db-patroni-service-running",
-            "db-patroni-member-webstack_patroni-member_running",
-            "db-patroni-user-postgres_user-present",
-            "db-patroni-database-postgres_database-present",
+            "webstack-db-etcd-service-running",
+            "webstack-db-patroni-service-running",
+            "webstack-db-patroni-member-webstack_patroni-member_running",
+            "webstack-db-patroni-user-postgres_user-present",
+            "webstack-db-patroni-database-postgres_database-present",
         ]
         assert [i for i in ids if i in order] == order
 
@@ -176,31 +176,31 @@ def test_states_run_once_per_cluster_on_the_leader_only(state_tree):
     tree = state_tree(topology)
     low = tree._run("lowstate", "db2")
     leader_only = [
-        "db-patroni-dynamic_config-webstack_patroni-dynamic_config",
-        "db-patroni-user-postgres_user-present",
-        "db-patroni-database-postgres_database-present",
+        "webstack-db-patroni-dynamic_config-webstack_patroni-dynamic_config",
+        "webstack-db-patroni-user-postgres_user-present",
+        "webstack-db-patroni-database-postgres_database-present",
     ]
     for sid in leader_only:
         assert low[sid]["onlyif"] == [{"fun": "webstack_patroni.is_leader"}], sid
-    assert low["db-patroni-dynamic_config-webstack_patroni-dynamic_config"]["config"][
+    assert low["webstack-db-patroni-dynamic_config-webstack_patroni-dynamic_config"]["config"][
         "synchronous_mode"
     ]
-    user = low["db-patroni-user-postgres_user-present"]
+    user = low["webstack-db-patroni-user-postgres_user-present"]
     assert (user["name"], user["encrypted"]) == ("webstack", "scram-sha-256")
     assert user["superuser"] is False
-    database = low["db-patroni-database-postgres_database-present"]
+    database = low["webstack-db-patroni-database-postgres_database-present"]
     assert (database["name"], database["owner"]) == ("webstack", "webstack")
     # The default cluster is dropped only while it exists, and never created in the first place.
-    drop = low["db-patroni-default_cluster-cmd-run"]
+    drop = low["webstack-db-patroni-default_cluster-cmd-run"]
     assert drop["onlyif"] == "test -e /etc/postgresql/15/main/postgresql.conf"
-    pkg = low["db-patroni-pkg-installed"]
-    assert {"file": "db-patroni-createcluster-file-managed"} in pkg["require"]
-    service = low["db-patroni-service-running"]
-    assert {"service": "db-etcd-service-running"} in service["require"]
-    assert {"cmd": "db-patroni-default_cluster-cmd-run"} in service["require"]
-    assert service["watch"] == [{"file": "db-patroni-config-file-managed"}]
+    pkg = low["webstack-db-patroni-pkg-installed"]
+    assert {"file": "webstack-db-patroni-createcluster-file-managed"} in pkg["require"]
+    service = low["webstack-db-patroni-service-running"]
+    assert {"sls": "webstack.db.etcd"} in service["require"]
+    assert {"cmd": "webstack-db-patroni-default_cluster-cmd-run"} in service["require"]
+    assert service["watch"] == [{"file": "webstack-db-patroni-config-file-managed"}]
     assert service["reload"] is True
-    config = low["db-patroni-config-file-managed"]
+    config = low["webstack-db-patroni-config-file-managed"]
     assert config["show_changes"] is False and config["mode"] == "0640"
     assert config["check_cmd"] == "/usr/local/libexec/webstack/patroni-check-config"
 
@@ -280,7 +280,7 @@ def test_etcd_check_rejects_a_config_without_its_member_name(lab_like_cluster, t
 # The validation gate
 # --------------------------------------------------------------------------------------------------
 
-GATE = "common-validation-webstack_topology-validated"
+GATE = "webstack-common-validation-webstack_topology-validated"
 
 
 def only_the_gate_failed(states, expected):
@@ -315,6 +315,6 @@ def test_db_role_applies_cleanly_in_test_mode_with_three_db_nodes(lab_like_clust
     assert "__error__" not in states, states
     errors = {sid: s["comment"] for sid, s in states.items() if s["result"] is False}
     assert not errors, errors
-    assert "db-patroni-config-file-managed" in states
-    assert "db-etcd-service-running" in states
+    assert "webstack-db-patroni-config-file-managed" in states
+    assert "webstack-db-etcd-service-running" in states
     assert all(s["changes"] == {} or s["result"] is None for s in states.values())

@@ -20,5 +20,5 @@ def test_role_applies_cleanly_in_test_mode(state_tree, minion, role, engine):
     assert "__error__" not in states, states
     errors = {sid: s["comment"] for sid, s in states.items() if s["result"] is False}
     assert not errors, errors
-    assert any(sid.startswith(f"{role}-") for sid in states), list(states)
+    assert any(sid.startswith(f"webstack-{role}-") for sid in states), list(states)
     assert all(s["changes"] == {} or s["result"] is None for s in states.values())

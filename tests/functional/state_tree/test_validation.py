@@ -8,7 +8,7 @@ import copy
 import pytest
 from support.state_tree import SECRETS, make_topology
 
-GATE = "common-validation-webstack_topology-validated"
+GATE = "webstack-common-validation-webstack_topology-validated"
 
 
 def mutate(change):

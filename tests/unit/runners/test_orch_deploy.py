@@ -18,12 +18,27 @@ from support.salt_modules import REPO
 
 SLS = REPO / "salt" / "orch" / "deploy.sls"
 LAB = yaml.safe_load((REPO / "topology" / "lab.yaml").read_text())
+#: Per app node, in order: (step, orchestration function) as in the state ids.
+STEPS = (
+    ("drain", "function"),
+    ("apply", "state"),
+    ("healthy", "function"),
+    ("seen-up", "function"),
+    ("ready", "function"),
+)
+NOTHING = "webstack-orch-deploy-nothing-test-fail_without_changes"
 
 
 @pytest.fixture
 def opts(tmp_path):
     opts = salt.config.minion_config(None)
-    opts.update(file_client="local", cachedir=str(tmp_path / "cache"), id="master_master")
+    # The file roots: the orchestration imports webstack/map.jinja (its pillar parts).
+    opts.update(
+        file_client="local",
+        cachedir=str(tmp_path / "cache"),
+        id="master_master",
+        file_roots={"base": [str(REPO / "salt")]},
+    )
     return opts
 
 
@@ -83,12 +98,13 @@ def steps(app, lbs="lb1,lb2"):
 def test_renders_one_chain_per_app_node_in_topology_order(opts):
     high = render(opts, {"webstack": {"topology": LAB}})
     assert list(high) == [
-        f"deploy-{app}-{step}"
+        f"webstack-orch-deploy-{app}-{step}-salt-{kind}"
         for app in ("app1", "app2")
-        for step in ("drain", "apply", "healthy", "seen-up", "ready")
+        for step, kind in STEPS
     ]
-    drain = dict(kv for item in high["deploy-app2-drain"]["salt.function"] for kv in item.items())
-    assert drain["require"] == [{"salt": "deploy-app1-ready"}]
+    drain_body = high["webstack-orch-deploy-app2-drain-salt-function"]["salt.function"]
+    drain = dict(kv for item in drain_body for kv in item.items())
+    assert drain["require"] == [{"salt": "webstack-orch-deploy-app1-ready-salt-function"}]
     assert drain["tgt"] == "lb1,lb2" and drain["tgt_type"] == "list"
     for body in high.values():
         args = dict(kv for item in next(iter(body.values())) for kv in item.items())
@@ -107,7 +123,7 @@ def test_a_failing_node_stops_the_deploy_and_leaves_the_rest_untouched(opts):
     calls, results = run(opts, render(opts, {"webstack": {"topology": LAB}}), fails=failing)
     # app1 stays drained (its "ready" never runs); app2 is never touched.
     assert calls == steps("app1")[:3]
-    assert results["deploy-app1-healthy"]["result"] is False
+    assert results["webstack-orch-deploy-app1-healthy-salt-function"]["result"] is False
     assert not any(step[2] == "app2" or "app2" in (step[3] or []) for step in calls)
 
 
@@ -117,7 +133,9 @@ def test_options_from_pillar(opts):
         "deploy": {"nodes": ["app2"], "sls": "webstack.app.code", "timeout": 30},
     }
     high = render(opts, pillar)
-    assert [key for key in high if key.endswith("-drain")] == ["deploy-app2-drain"]
+    assert [key for key in high if "-drain-" in key] == [
+        "webstack-orch-deploy-app2-drain-salt-function"
+    ]
     calls, _ = run(opts, high)
     assert calls[1] == ("state", "webstack.app.code", "app2", None)
 
@@ -126,7 +144,7 @@ def test_nothing_to_deploy_fails(opts):
     topology = copy.deepcopy(LAB)
     topology["nodes"] = [n for n in topology["nodes"] if "app" not in n["roles"]]
     high = render(opts, {"webstack": {"topology": topology}})
-    assert list(high) == ["deploy-nothing-to-deploy"]
+    assert list(high) == [NOTHING]
     _, results = run(opts, high)
-    assert results["deploy-nothing-to-deploy"]["result"] is False
-    assert "2 lb and 0 app node(s)" in results["deploy-nothing-to-deploy"]["name"]
+    assert results[NOTHING]["result"] is False
+    assert "2 lb and 0 app node(s)" in results[NOTHING]["name"]

@@ -1,0 +1,9 @@
+{%- set tplroot = tpldir.split('/')[0] %}
+{%- from tplroot ~ '/map.jinja' import webstack with context %}
+{#- Everything the app node runs from Debian: nginx, supervisor, gunicorn and the app's libraries. #}
+
+webstack-app-package-pkg-installed:
+  pkg.installed:
+    - pkgs: {{ webstack.app.packages | tojson }}
+    - require:
+      - sls: {{ tplroot }}.common.validation

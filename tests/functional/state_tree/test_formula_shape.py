@@ -1,0 +1,263 @@
+"""
+The state tree in saltstack-formulas' template-formula shape: pillar is read in map.jinja only,
+every state id is ``webstack-<sls path>-[<purpose>-]<module>-<function>``, each template gets
+only the context it renders (and of the secrets, only those it writes), ``webstack`` and
+``webstack.clean`` give a node its roles, and each role's clean removes everything its states
+create. Rendered on masterless minions (support/state_tree.py) for every role and engine.
+"""
+
+import pathlib
+import re
+
+import pytest
+from support.state_tree import REPO, SECRETS, make_topology
+
+SALT = REPO / "salt"
+TOPOLOGIES = {
+    "ferretdb-single-db": make_topology(lbs=2, apps=2, dbs=1),
+    "ferretdb-patroni": make_topology(lbs=1, apps=1, dbs=3),
+    "mongodb": make_topology(lbs=1, apps=1, dbs=3, engine="mongodb"),
+}
+ROLE_NODES = ("lb1", "app1", "db1")
+
+#: The secrets each template writes; every other template gets none in its context.
+TEMPLATE_SECRETS = {
+    "/etc/haproxy/haproxy.cfg": {"stats_password"},
+    "/etc/patroni/config.yml": {
+        "patroni_rest_password",
+        "postgres_superuser_password",
+        "postgres_replication_password",
+        "postgres_rewind_password",
+    },
+}
+#: Every file rendered from a template with a context (so the check above is not vacuous).
+TEMPLATES = {
+    "/etc/haproxy/haproxy.cfg",
+    "/etc/systemd/system/haproxy.service.d/webstack.conf",
+    "/etc/keepalived/keepalived.conf",
+    "/etc/nginx/sites-available/webstack",
+    "/etc/supervisor/conf.d/webstack-app.conf",
+    "/etc/systemd/system/ferretdb.service",
+    "/etc/postgresql/15/main/conf.d/webstack.conf",
+    "/etc/postgresql/15/main/pg_hba.conf",
+    "/etc/etcd/webstack.yml",
+    "/etc/systemd/system/etcd.service.d/webstack.conf",
+    "/etc/patroni/config.yml",
+    "/etc/mongod.conf",
+}
+
+
+def sls_files():
+    return sorted(p for p in SALT.rglob("*.sls") if not any(q.is_symlink() for q in p.parents))
+
+
+def sls_name(path):
+    parts = list(path.relative_to(SALT).with_suffix("").parts)
+    if parts[-1] == "init":
+        parts.pop()
+    return ".".join(parts)
+
+
+def args_of(body):
+    """(module, function, {arg: value}) of one state in show_sls output."""
+    module = next(k for k in body if not k.startswith("__"))
+    function = next(item for item in body[module] if isinstance(item, str))
+    items = body[module]
+    return (
+        module,
+        function,
+        {k: v for item in items if isinstance(item, dict) for k, v in item.items()},
+    )
+
+
+def names_of(args):
+    """Every name a state acts on (``name``, or each of ``names``, plain or with arguments)."""
+    if "names" in args:
+        return [next(iter(n)) if isinstance(n, dict) else n for n in args["names"]]
+    return [args["name"]]
+
+
+def leaves(value):
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield str(key)
+            yield from leaves(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from leaves(item)
+    else:
+        yield str(value)
+
+
+@pytest.fixture(scope="module", params=sorted(TOPOLOGIES))
+def site(request, state_tree):
+    topology = TOPOLOGIES[request.param]
+    tree = state_tree(topology)
+    high = {
+        node: tree.show_sls(
+            node,
+            "webstack",
+            "webstack.clean",
+            *(
+                f"webstack.{role}"
+                for role in next(n["roles"] for n in topology["nodes"] if n["name"] == node)
+            ),
+        )
+        for node in ROLE_NODES
+    }
+    return topology, tree, high
+
+
+# --- pillar only in map.jinja --------------------------------------------------------------------
+
+
+def test_pillar_is_read_in_map_jinja_only():
+    readers = re.compile(r"pillar\.get|salt\[['\"]pillar")
+    hits = sorted(
+        str(path.relative_to(REPO))
+        for path in SALT.rglob("*")
+        if path.is_file()
+        and not any(q.is_symlink() for q in [path, *path.parents])
+        and readers.search(path.read_text(errors="replace"))
+    )
+    assert hits == ["salt/webstack/map.jinja"]
+
+
+def test_templates_read_only_their_context():
+    """No template reaches into the whole map (``webstack.``) or the secrets by name."""
+    for path in sorted(SALT.glob("webstack/*/files/*.jinja")):
+        code = " ".join(re.findall(r"\{\{.*?\}\}|\{%.*?%\}", path.read_text(), re.S))
+        assert not re.search(r"\bwebstack\.|\bsecrets\b", code), path
+
+
+# --- state ids -----------------------------------------------------------------------------------
+
+
+def test_every_state_id_in_the_tree_is_prefixed_by_its_sls_path():
+    """Parsed from the files: every top-level key (bar include/extend) of every sls."""
+    checked = 0
+    for path in sls_files():
+        prefix = "webstack-" + sls_name(path).removeprefix("webstack.").replace(".", "-") + "-"
+        for line in path.read_text().splitlines():
+            match = re.match(r"^([^\s#{][^:]*):\s*$", line)
+            if match and match.group(1) not in ("include", "extend", "base"):
+                assert match.group(1).startswith(prefix), f"{path}: {match.group(1)}"
+                checked += 1
+    assert checked > 80
+
+
+def test_every_rendered_state_id_is_sls_path_then_module_function(site):
+    _, _, high = site
+    for node, by_sls in high.items():
+        for states in by_sls.values():
+            assert states, node
+            for state_id, body in states.items():
+                module, function, _ = args_of(body)
+                prefix = body["__sls__"].replace(".", "-") + "-"
+                assert state_id.startswith("webstack-") and state_id.startswith(prefix), state_id
+                assert state_id.endswith(f"-{module}-{function}"), state_id
+
+
+# --- template contexts ---------------------------------------------------------------------------
+
+
+def test_each_template_context_holds_only_the_secrets_it_writes(site):
+    _, _, high = site
+    seen = set()
+    for node, by_sls in high.items():
+        for state_id, body in by_sls["webstack"].items():
+            module, function, args = args_of(body)
+            if (module, function) != ("file", "managed") or args.get("template") != "jinja":
+                continue
+            assert "context" in args, state_id
+            assert "webstack" not in args["context"], state_id
+            text = "\n".join(leaves(args["context"]))
+            found = {key for key, value in SECRETS.items() if value in text}
+            assert found == TEMPLATE_SECRETS.get(args["name"], set()), (node, args["name"])
+            seen.add(args["name"])
+    assert seen <= TEMPLATES
+    assert seen >= {"/etc/haproxy/haproxy.cfg", "/etc/nginx/sites-available/webstack"}
+
+
+def test_every_template_is_rendered_somewhere(state_tree):
+    seen = set()
+    for topology in TOPOLOGIES.values():
+        tree = state_tree(topology)
+        for node in ROLE_NODES:
+            seen |= set(tree.rendered_files(node))
+    assert TEMPLATES <= seen
+
+
+# --- webstack and webstack.clean -----------------------------------------------------------------
+
+
+def test_webstack_is_the_highstate_and_clean_the_roles_cleans(site):
+    topology, tree, high = site
+    for node in ROLE_NODES:
+        roles = next(n["roles"] for n in topology["nodes"] if n["name"] == node)
+        assert set(high[node]["webstack"]) == set(tree.rendered()[node]["highstate_ids"]), node
+        cleans = {body["__sls__"] for body in high[node]["webstack.clean"].values()}
+        assert cleans == {"webstack.common.clean", *(f"webstack.{r}.clean" for r in roles)}
+
+
+def covered(path, removed):
+    return any(path == r or path.startswith(r.rstrip("/") + "/") for r in removed)
+
+
+def test_each_role_clean_removes_what_its_states_create(site):
+    _, _, high = site
+    for node in ROLE_NODES:
+        made = {"paths": set(), "pkgs": set(), "users": set(), "groups": set(), "services": set()}
+        gone = {"paths": set(), "pkgs": set(), "users": set(), "groups": set(), "services": set()}
+        sysctl_set, sysctl_reset = set(), set()
+        for body in high[node]["webstack"].values():
+            module, function, args = args_of(body)
+            if module == "file" and function in ("managed", "directory", "recurse", "symlink"):
+                made["paths"].update(names_of(args))
+            elif module == "pkgrepo":
+                made["paths"].update({args["file"], args["signedby"]})
+            elif module == "pkg" and function == "installed":
+                made["pkgs"].update(args.get("pkgs") or [args["name"]])
+            elif module == "user":
+                made["users"].add(args["name"])
+            elif module == "group":
+                made["groups"].add(args["name"])
+            elif module == "service":
+                made["services"].add(args["name"])
+            elif module == "sysctl":
+                sysctl_set.add(args["name"])
+                made["paths"].add(args["config"])
+        for body in high[node]["webstack.clean"].values():
+            module, function, args = args_of(body)
+            if (module, function) == ("file", "absent"):
+                gone["paths"].update(names_of(args))
+            elif (module, function) == ("pkg", "purged"):
+                gone["pkgs"].update(args["pkgs"])
+            elif (module, function) == ("user", "absent"):
+                gone["users"].update(names_of(args))
+            elif (module, function) == ("group", "absent"):
+                gone["groups"].update(names_of(args))
+            elif (module, function) == ("service", "dead"):
+                gone["services"].update(names_of(args))
+            elif (module, function) == ("cmd", "run") and args["name"].startswith("sysctl -w "):
+                key, value = args["name"].removeprefix("sysctl -w ").split("=")
+                sysctl_reset.add(key)
+                assert value == "0", args["name"]
+        left = {p for p in made["paths"] if not covered(p, gone["paths"])}
+        assert not left, (node, left)
+        for kind in ("pkgs", "users", "groups", "services"):
+            assert made[kind] <= gone[kind], (node, kind, made[kind] - gone[kind])
+        assert sysctl_set == sysctl_reset, node
+    lb_paths = {
+        p
+        for body in high["lb1"]["webstack.clean"].values()
+        for p in (names_of(args_of(body)[2]) if args_of(body)[:2] == ("file", "absent") else [])
+    }
+    assert "/etc/sysctl.d/99-webstack.conf" in lb_paths
+
+
+def test_the_orchestration_is_in_the_tree_the_checks_cover():
+    assert sls_name(SALT / "orch" / "deploy.sls") == "orch.deploy"
+    assert SALT / "orch" / "deploy.sls" in sls_files()
+    assert pathlib.Path(SALT / "webstack" / "init.sls").is_file()
+    assert pathlib.Path(SALT / "webstack" / "clean.sls").is_file()
