@@ -350,6 +350,22 @@ def form_outcome(client, response):
     return categories, newest[0]["text"] if newest else None
 
 
+def form_fields(token, text, extra, multipart):
+    """The form a browser (or a forger) would post: extra fields, the text and a token."""
+    form = {k: v.encode(errors="replace").decode() for k, v in extra.items()}
+    for name in ("csrf_token", "text"):
+        form.pop(name, None)
+    if text is not None:
+        form["text"] = text
+    if token == "array":
+        form["csrf_token"] = [TOKEN, "other"]  # the first value counts
+    elif token != "missing":
+        form["csrf_token"] = {"session": TOKEN, "wrong": "tok-" + "y" * 20, "empty": ""}[token]
+    if multipart:
+        form["attachment"] = (io.BytesIO(b"\x00\xff"), "a.bin")
+    return form
+
+
 @FUZZ
 @given(
     has_session=st.booleans(),
@@ -369,17 +385,7 @@ def test_form_post(app, stored, has_session, token, text, extra, multipart, raw,
         # The form is whatever werkzeug makes of it: no oracle, just the rules.
         token_ok = expected = None
     else:
-        form = {k: v.encode(errors="replace").decode() for k, v in extra.items()}
-        for name in ("csrf_token", "text"):
-            form.pop(name, None)
-        if text is not None:
-            form["text"] = text
-        if token == "array":
-            form["csrf_token"] = [TOKEN, "other"]  # the first value counts
-        elif token != "missing":
-            form["csrf_token"] = {"session": TOKEN, "wrong": "tok-" + "y" * 20, "empty": ""}[token]
-        if multipart:
-            form["attachment"] = (io.BytesIO(b"\x00\xff"), "a.bin")
+        form = form_fields(token, text, extra, multipart)
         token_ok = has_session and token in ("session", "array")
         expected = valid_text(text) if token_ok else None
 

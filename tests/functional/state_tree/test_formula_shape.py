@@ -204,50 +204,77 @@ def covered(path, removed):
     return any(path == r or path.startswith(r.rstrip("/") + "/") for r in removed)
 
 
+KINDS = ("paths", "pkgs", "users", "groups", "services")
+
+
+def _made_by(module, function, args):
+    """(kind, names) a state creates, or None."""
+    if module == "file" and function in ("managed", "directory", "recurse", "symlink"):
+        return "paths", names_of(args)
+    if module == "pkgrepo":
+        return "paths", {args["file"], args["signedby"]}
+    if (module, function) == ("pkg", "installed"):
+        return "pkgs", set(args.get("pkgs") or [args["name"]])
+    if module in ("user", "group", "service"):
+        return f"{module}s", {args["name"]}
+    if module == "sysctl":
+        return "paths", {args["config"]}
+    return None
+
+
+#: What each clean state function takes away.
+REMOVERS = {
+    ("file", "absent"): "paths",
+    ("user", "absent"): "users",
+    ("group", "absent"): "groups",
+    ("service", "dead"): "services",
+}
+
+
+def _removed_by(module, function, args):
+    """(kind, names) a clean state removes, or None."""
+    if (module, function) == ("pkg", "purged"):
+        return "pkgs", set(args["pkgs"])
+    kind = REMOVERS.get((module, function))
+    return (kind, names_of(args)) if kind else None
+
+
+def _inventory(states, classify):
+    found = {kind: set() for kind in KINDS}
+    for body in states.values():
+        hit = classify(*args_of(body))
+        if hit:
+            found[hit[0]].update(hit[1])
+    return found
+
+
+def _sysctls(states, module_function):
+    """Keys a role sets (sysctl.present) or resets to 0 (``sysctl -w key=0`` in its clean)."""
+    keys = set()
+    for body in states.values():
+        module, function, args = args_of(body)
+        if module_function == "set" and module == "sysctl":
+            keys.add(args["name"])
+        elif module_function == "reset" and (module, function) == ("cmd", "run"):
+            if args["name"].startswith("sysctl -w "):
+                key, value = args["name"].removeprefix("sysctl -w ").split("=")
+                assert value == "0", args["name"]
+                keys.add(key)
+    return keys
+
+
 def test_each_role_clean_removes_what_its_states_create(site):
     _, _, high = site
     for node in ROLE_NODES:
-        made = {"paths": set(), "pkgs": set(), "users": set(), "groups": set(), "services": set()}
-        gone = {"paths": set(), "pkgs": set(), "users": set(), "groups": set(), "services": set()}
-        sysctl_set, sysctl_reset = set(), set()
-        for body in high[node]["webstack"].values():
-            module, function, args = args_of(body)
-            if module == "file" and function in ("managed", "directory", "recurse", "symlink"):
-                made["paths"].update(names_of(args))
-            elif module == "pkgrepo":
-                made["paths"].update({args["file"], args["signedby"]})
-            elif module == "pkg" and function == "installed":
-                made["pkgs"].update(args.get("pkgs") or [args["name"]])
-            elif module == "user":
-                made["users"].add(args["name"])
-            elif module == "group":
-                made["groups"].add(args["name"])
-            elif module == "service":
-                made["services"].add(args["name"])
-            elif module == "sysctl":
-                sysctl_set.add(args["name"])
-                made["paths"].add(args["config"])
-        for body in high[node]["webstack.clean"].values():
-            module, function, args = args_of(body)
-            if (module, function) == ("file", "absent"):
-                gone["paths"].update(names_of(args))
-            elif (module, function) == ("pkg", "purged"):
-                gone["pkgs"].update(args["pkgs"])
-            elif (module, function) == ("user", "absent"):
-                gone["users"].update(names_of(args))
-            elif (module, function) == ("group", "absent"):
-                gone["groups"].update(names_of(args))
-            elif (module, function) == ("service", "dead"):
-                gone["services"].update(names_of(args))
-            elif (module, function) == ("cmd", "run") and args["name"].startswith("sysctl -w "):
-                key, value = args["name"].removeprefix("sysctl -w ").split("=")
-                sysctl_reset.add(key)
-                assert value == "0", args["name"]
+        made = _inventory(high[node]["webstack"], _made_by)
+        gone = _inventory(high[node]["webstack.clean"], _removed_by)
         left = {p for p in made["paths"] if not covered(p, gone["paths"])}
         assert not left, (node, left)
-        for kind in ("pkgs", "users", "groups", "services"):
+        for kind in KINDS[1:]:
             assert made[kind] <= gone[kind], (node, kind, made[kind] - gone[kind])
-        assert sysctl_set == sysctl_reset, node
+        assert _sysctls(high[node]["webstack"], "set") == _sysctls(
+            high[node]["webstack.clean"], "reset"
+        ), node
     lb_paths = {
         p
         for body in high["lb1"]["webstack.clean"].values()
