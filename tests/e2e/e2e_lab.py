@@ -17,7 +17,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "lab"))
 
-from labkit import config, health, lxc, saltcmd  # noqa: E402
+from labkit import config, health, lxc, run, saltcmd  # noqa: E402
 
 
 def http_get(url, timeout=5):
@@ -49,15 +49,8 @@ def http_post_json(url, payload, timeout=5):
 
 
 def wait_until(predicate, timeout, interval=0.25, what="condition"):
-    """Poll until ``predicate()`` is truthy; return ``(value, seconds)``; fail after ``timeout``."""
-    started = time.monotonic()
-    while True:
-        value = predicate()
-        if value:
-            return value, time.monotonic() - started
-        if time.monotonic() - started > timeout:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
+    """labkit's poll: ``(value, seconds)``; a test failure (AssertionError) after ``timeout``."""
+    return run.wait_for(predicate, timeout, interval, what, error=AssertionError)
 
 
 class Lab:

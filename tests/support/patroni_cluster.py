@@ -19,10 +19,16 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 
 import yaml
+
+LAB = pathlib.Path(__file__).resolve().parents[2] / "lab"
+if str(LAB) not in sys.path:
+    sys.path.insert(0, str(LAB))
+from labkit.run import wait_for  # noqa: E402
 
 PG_BIN = pathlib.Path("/usr/lib/postgresql/15/bin")
 
@@ -224,16 +230,15 @@ class LoopbackCluster:
         return None
 
     def wait(self, predicate, timeout, what, interval=0.5):
-        """Poll ``predicate()`` until truthy; ``(value, seconds)``; at most ``timeout`` seconds."""
-        started = time.monotonic()
-        while True:
-            value = predicate()
-            if value:
-                return value, time.monotonic() - started
-            if time.monotonic() - started > timeout:
-                logs = self.logs()
-                raise AssertionError(f"timed out after {timeout}s waiting for {what}\n{logs}")
-            time.sleep(interval)
+        """labkit's poll: ``(value, seconds)``; after ``timeout`` an AssertionError with the
+        tail of every node's Patroni log."""
+        return wait_for(
+            predicate,
+            timeout,
+            interval,
+            what,
+            error=lambda m: AssertionError(f"{m}\n{self.logs()}"),
+        )
 
     def logs(self, lines=15):
         out = []
