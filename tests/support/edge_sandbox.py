@@ -38,6 +38,11 @@ import threading
 import time
 import traceback
 
+LAB = pathlib.Path(__file__).resolve().parents[2] / "lab"
+if str(LAB) not in sys.path:
+    sys.path.insert(0, str(LAB))
+from labkit.run import wait_for  # noqa: E402 - the lab's poll (standard library only)
+
 HAPROXY = "/usr/sbin/haproxy"
 NGINX = "/usr/sbin/nginx"
 ADMIN_SOCKET = "/run/haproxy/admin.sock"
@@ -115,14 +120,28 @@ def _run(*cmd):
 
 
 def _wait_for(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
+    """labkit's poll every 50 ms: the value; RuntimeError after ``timeout`` seconds."""
+    return wait_for(predicate, timeout, 0.05, what, error=RuntimeError)[0]
+
+
+def _started(proc, ready, name, log):
+    """Wait until ``ready()`` or ``proc`` exited; RuntimeError with the tail of ``log`` if so."""
+    _wait_for(lambda: ready() or proc.poll() is not None, 10, f"{name} to start")
+    if proc.poll() is not None:
+        raise RuntimeError(f"{name} exited:\n{log.read_text()[-3000:]}")
+    return proc.pid
+
+
+def _stop(proc):
+    """SIGTERM, then SIGKILL after 5 s; None, for the attribute that held ``proc``."""
+    if proc is not None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return None
 
 
 def _can_connect(address, port):
@@ -338,25 +357,14 @@ class Driver:
             stderr=log,
         )
         log.close()
-        _wait_for(
-            lambda: os.path.exists(ADMIN_SOCKET) or self.haproxy.poll() is not None, 10, "haproxy"
+        _started(
+            self.haproxy, lambda: os.path.exists(ADMIN_SOCKET), "haproxy", self.work / "haproxy.log"
         )
-        if self.haproxy.poll() is not None:
-            raise RuntimeError(
-                f"haproxy exited:\n{(self.work / 'haproxy.log').read_text()[-3000:]}"
-            )
         _wait_for(lambda: self._admin("show info").strip(), 10, "haproxy's admin socket")
         return self.haproxy.pid
 
     def op_haproxy_stop(self):
-        if self.haproxy is not None:
-            self.haproxy.terminate()
-            try:
-                self.haproxy.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.haproxy.kill()
-                self.haproxy.wait()
-            self.haproxy = None
+        self.haproxy = _stop(self.haproxy)
         return True
 
     def _admin(self, command):
@@ -433,22 +441,10 @@ class Driver:
             stdout=subprocess.DEVNULL,
             stderr=open(prefix / "stderr", "w"),
         )
-        _wait_for(
-            lambda: _can_connect(probe, 80) or self.nginx.poll() is not None, 10, "nginx listening"
-        )
-        if self.nginx.poll() is not None:
-            raise RuntimeError(f"nginx exited:\n{(prefix / 'error.log').read_text()[-3000:]}")
-        return self.nginx.pid
+        return _started(self.nginx, lambda: _can_connect(probe, 80), "nginx", prefix / "error.log")
 
     def op_nginx_stop(self):
-        if self.nginx is not None:
-            self.nginx.terminate()
-            try:
-                self.nginx.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.nginx.kill()
-                self.nginx.wait()
-            self.nginx = None
+        self.nginx = _stop(self.nginx)
         return True
 
     # -- clients
