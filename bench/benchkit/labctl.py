@@ -9,6 +9,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "lab"))
 
 from labkit import config, health, lxc, run  # noqa: E402
+from labkit.writes import PacedWrites, WriteFailed  # noqa: E402, F401 - for benchkit.stream
 
 LAB_CLI = [sys.executable, str(REPO / "lab" / "lab")]
 
