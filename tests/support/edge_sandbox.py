@@ -38,10 +38,8 @@ import threading
 import time
 import traceback
 
-LAB = pathlib.Path(__file__).resolve().parents[2] / "lab"
-if str(LAB) not in sys.path:
-    sys.path.insert(0, str(LAB))
-from labkit.run import wait_for  # noqa: E402 - the lab's poll (standard library only)
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "lab"))
+from labkit.run import wait_for  # the lab's poll (standard library only)
 
 HAPROXY = "/usr/sbin/haproxy"
 NGINX = "/usr/sbin/nginx"
@@ -175,18 +173,37 @@ class _Quiet(http.server.BaseHTTPRequestHandler):
         }
 
 
-class _Backend:
+class _Served:
+    """A server in a thread: ``start`` (idempotent) serves what ``_server()`` makes, ``stop``
+    closes it (new connections are refused)."""
+
+    server = None
+
+    def _server(self):
+        raise NotImplementedError
+
+    def start(self):
+        if self.server is None:
+            self.server = self._server()
+            serve = self.server.serve_forever
+            threading.Thread(target=serve, kwargs={"poll_interval": 0.05}).start()
+
+    def stop(self):
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
+
+
+class _Backend(_Served):
     """A fake app node behind haproxy: /healthz, /api/whoami, /db (503); hits per path."""
 
     def __init__(self, name, address, port):
         self.name, self.address, self.port = name, address, port
         self.hits = collections.Counter()
         self.lock = threading.Lock()
-        self.server = None
 
-    def start(self):
-        if self.server is not None:
-            return
+    def _server(self):
         backend = self
 
         class Handler(_Quiet):
@@ -216,16 +233,7 @@ class _Backend:
 
             do_HEAD = do_GET
 
-        server = _TCPHTTPServer((self.address, self.port), Handler)
-        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}).start()
-        self.server = server
-
-    def stop(self):
-        """Close the listener: new connections are refused."""
-        if self.server is not None:
-            self.server.shutdown()
-            self.server.server_close()
-            self.server = None
+        return _TCPHTTPServer((self.address, self.port), Handler)
 
 
 class _TCPHTTPServer(http.server.ThreadingHTTPServer):
@@ -238,17 +246,14 @@ class _UnixHTTPServer(socketserver.ThreadingUnixStreamServer):
     request_queue_size = 512
 
 
-class _Gunicorn:
+class _Gunicorn(_Served):
     """gunicorn's socket, answering every request with the forwarding headers it got."""
 
     def __init__(self, path):
         self.path = path
         self.hits = 0
-        self.server = None
 
-    def start(self):
-        if self.server is not None:
-            return
+    def _server(self):
         gunicorn = self
 
         class Handler(_Quiet):
@@ -272,15 +277,11 @@ class _Gunicorn:
             os.unlink(self.path)
         server = _UnixHTTPServer(self.path, Handler)
         os.chmod(self.path, 0o666)
-        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}).start()
-        self.server = server
+        return server
 
     def stop(self):
         """Stop and remove the socket, as when supervisor has gunicorn stopped."""
-        if self.server is not None:
-            self.server.shutdown()
-            self.server.server_close()
-            self.server = None
+        super().stop()
         if os.path.exists(self.path):
             os.unlink(self.path)
 
