@@ -22,13 +22,7 @@ from labkit import config, health, lxc, run, saltcmd  # noqa: E402
 
 def http_get(url, timeout=5):
     """``(status, body)``; status is None when nothing answered (connection refused, timeout)."""
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            return response.status, response.read().decode("utf-8", "replace")
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode("utf-8", "replace")
-    except (urllib.error.URLError, OSError) as exc:
-        return None, str(exc)
+    return _http(url, timeout)
 
 
 def http_post_json(url, payload, timeout=5):
@@ -39,6 +33,10 @@ def http_post_json(url, payload, timeout=5):
         headers={"Content-Type": "application/json"},
         method="POST",
     )
+    return _http(request, timeout)
+
+
+def _http(request, timeout):
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status, response.read().decode("utf-8", "replace")
