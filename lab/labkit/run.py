@@ -67,7 +67,12 @@ def sh(
         check=False,
     )
     if check and proc.returncode != 0:
-        detail = (proc.stderr or "").strip()[-2000:] if (capture or quiet) else ""
+        # Captured output is not on the terminal: the error shows its tails (stdout's too).
+        detail = (
+            f"{(proc.stdout or '').strip()[-1000:]}\n{(proc.stderr or '').strip()[-2000:]}".strip()
+            if (capture or quiet)
+            else ""
+        )
         raise LabError(
             f"command failed ({proc.returncode}): {' '.join(map(str, args))}\n{detail}".rstrip()
         )
