@@ -57,6 +57,7 @@ class Lab:
     def __init__(self):
         self.lab = config.load()
         self.cli = [sys.executable, str(REPO / "lab" / "lab")]
+        self.odd_answers = []  # 200s from /api/whoami that were not the app's JSON
 
     # --- topology -----------------------------------------------------------------------------
     @property
@@ -135,8 +136,8 @@ class Lab:
             if status == 200:
                 try:
                     seen.add(json.loads(body)["node"])
-                except (ValueError, KeyError):
-                    pass
+                except (ValueError, KeyError) as exc:
+                    self.odd_answers.append(f"{type(exc).__name__}: {body[:200]!r}")
         return seen
 
     def wait_healthy(self, timeout=120):
@@ -145,11 +146,12 @@ class Lab:
         wait_until(
             lambda: http_get(self.vip_url)[0] == 200, timeout, what=f"{self.vip_url} to answer 200"
         )
-        wait_until(
+        run.wait_for(
             lambda: self.serving_apps() >= set(self.apps),
             timeout,
             interval=1,
             what=f"every app node ({', '.join(self.apps)}) to serve through the VIP",
+            error=lambda m: AssertionError(f"{m}; odd answers: {self.odd_answers[-3:]}"),
         )
 
 
@@ -180,8 +182,8 @@ class Load:
                 else:
                     try:
                         self.nodes[json.loads(body).get("node")] += 1
-                    except ValueError:
-                        pass
+                    except ValueError:  # a 200 that is not the app's JSON: failed all the same
+                        self.failures.append((time.strftime("%H:%M:%S"), status, body[:200]))
 
     def __enter__(self):
         for _ in range(self.workers):

@@ -361,7 +361,7 @@ class Driver:
         _started(
             self.haproxy, lambda: os.path.exists(ADMIN_SOCKET), "haproxy", self.work / "haproxy.log"
         )
-        _wait_for(lambda: self._admin("show info").strip(), 10, "haproxy's admin socket")
+        _wait_for(self._admin_answers, 10, "haproxy's admin socket")
         return self.haproxy.pid
 
     def op_haproxy_stop(self):
@@ -369,17 +369,21 @@ class Driver:
         return True
 
     def _admin(self, command):
+        """haproxy's answer to ``command`` on its admin socket (OSError if it does not answer)."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(5)
+            sock.connect(ADMIN_SOCKET)
+            sock.sendall(command.encode() + b"\n")
+            chunks = []
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
+        return b"".join(chunks).decode()
+
+    def _admin_answers(self):
         try:
-            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-                sock.settimeout(5)
-                sock.connect(ADMIN_SOCKET)
-                sock.sendall(command.encode() + b"\n")
-                chunks = []
-                while chunk := sock.recv(65536):
-                    chunks.append(chunk)
-            return b"".join(chunks).decode()
-        except OSError:
-            return ""
+            return self._admin("show info").strip()
+        except OSError:  # not listening yet: the wait goes on (and names it when it times out)
+            return None
 
     def op_haproxy_admin(self, command):
         return self._admin(command)

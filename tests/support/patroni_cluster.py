@@ -210,10 +210,17 @@ class LoopbackCluster:
         self.start_patroni(name)
 
     def stop(self):
+        """Kill every node (each one, whatever happened to the others), remove the temp dir;
+        then raise what a kill raised."""
+        errors = []
         for name in self.nodes:
-            with contextlib.suppress(Exception):
+            try:
                 self.kill(name)
+            except (OSError, subprocess.SubprocessError) as exc:
+                errors.append((name, exc))
         shutil.rmtree(self.root, ignore_errors=True)
+        if errors:
+            raise RuntimeError(f"stopping the loopback cluster: {errors}") from errors[0][1]
 
     # --- observation -----------------------------------------------------------------------------
     def get(self, name, path, timeout=2.0):
