@@ -8,7 +8,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "lab"))
 
-from labkit import config, health, lxc  # noqa: E402
+from labkit import config, health, lxc, run  # noqa: E402
+from labkit.writes import PacedWrites, WriteFailed  # noqa: E402, F401 - for benchkit.stream
 
 LAB_CLI = [sys.executable, str(REPO / "lab" / "lab")]
 
@@ -51,11 +52,5 @@ def attach(name, *command, check=True):
 
 
 def wait_for(predicate, timeout, interval=0.2, what="condition"):
-    started = time.monotonic()
-    while True:
-        value = predicate()
-        if value:
-            return value, time.monotonic() - started
-        if time.monotonic() - started > timeout:
-            raise RuntimeError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
+    """labkit's poll: ``(value, seconds)``; RuntimeError (the bench's) after ``timeout``."""
+    return run.wait_for(predicate, timeout, interval, what, error=RuntimeError)

@@ -11,8 +11,8 @@ def describe():
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
                 break
-    except OSError:
-        pass
+    except OSError as exc:
+        cpu = f"unknown CPU (/proc/cpuinfo: {exc.strerror})"
     memory_gb = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
     return {
         "cpu": cpu,

@@ -24,6 +24,19 @@ def _cell(s, unit="s", digits=2):
     return f"{s['median']:.{digits}f}{' ' + unit if unit else ''} ({spread}, n={s['n']})"
 
 
+def _row(*cells):
+    return f"| {' | '.join(cells)} |"
+
+
+def _table(*header):
+    """A Markdown table's header and rule lines."""
+    return [_row(*header), _row(*["---"] * len(header))]
+
+
+def _count(s):
+    return _cell(s, unit="", digits=0)
+
+
 def markdown(results):
     m = results["machine"]
     lines = [
@@ -35,67 +48,99 @@ def markdown(results):
     ]
     c = results.get("converge")
     if c:
-        lines += [
-            "| Converge (all nodes in parallel) | time | floor: apt-get + start | ratio |",
-            "| --- | --- | --- | --- |",
-            f"| state.apply from bare containers | {_cell(c['apply'])} | {_cell(c['floor'])} "
-            f"| {_cell(c['ratio'], unit='x')} |",
-        ]
+        lines += _table(
+            "Converge (all nodes in parallel)", "time", "floor: apt-get + start", "ratio"
+        )
+        lines.append(
+            _row(
+                "state.apply from bare containers",
+                _cell(c["apply"]),
+                _cell(c["floor"]),
+                _cell(c["ratio"], unit="x"),
+            )
+        )
         for minion, r in sorted(c["reapply"].items()):
-            changes = sorted(set(r["changed"]))
+            changes = ", ".join(map(str, sorted(set(r["changed"]))))
             lines.append(
-                f"| idempotent re-apply, {minion} | {_cell(r['seconds'])} | - | "
-                f"changes: {', '.join(map(str, changes))} |"
+                _row(
+                    f"idempotent re-apply, {minion}",
+                    _cell(r["seconds"]),
+                    "-",
+                    f"changes: {changes}",
+                )
             )
         lines.append("")
     t = results.get("takeover")
     if t:
-        lines += [
-            "| VIP takeover | profile | takeover | VRRP bound | ratio | failed requests | "
-            "longest gap |",
-            "| --- | --- | --- | --- | --- | --- | --- |",
-        ]
+        lines += _table(
+            "VIP takeover",
+            "profile",
+            "takeover",
+            "VRRP bound",
+            "ratio",
+            "failed requests",
+            "longest gap",
+        )
         for profile, failures in t.items():
             for failure, summary in failures.items():
                 lines.append(
-                    f"| {failure} | {profile} | {_cell(summary['takeover_s'])} | "
-                    f"{summary['bound_s']:.2f} s | {_cell(summary['ratio'], unit='x')} | "
-                    f"{_cell(summary['failed'], unit='', digits=0)} | "
-                    f"{_cell(summary['longest_gap_s'])} |"
+                    _row(
+                        failure,
+                        profile,
+                        _cell(summary["takeover_s"]),
+                        f"{summary['bound_s']:.2f} s",
+                        _cell(summary["ratio"], unit="x"),
+                        _count(summary["failed"]),
+                        _cell(summary["longest_gap_s"]),
+                    )
                 )
         lines.append("")
     a = results.get("app_stop")
     if a:
+        lines += _table(
+            "App server stopped under load", "requests", "failed requests", "longest gap"
+        )
         lines += [
-            "| App server stopped under load | requests | failed requests | longest gap |",
-            "| --- | --- | --- | --- |",
-            f"| supervisor stop on {a['victim']}, {a['rate']} req/s | "
-            f"{_cell(a['requests'], unit='', digits=0)} | {_cell(a['failed'], unit='', digits=0)} "
-            f"| {_cell(a['longest_gap_s'])} |",
+            _row(
+                f"supervisor stop on {a['victim']}, {a['rate']} req/s",
+                _count(a["requests"]),
+                _count(a["failed"]),
+                _cell(a["longest_gap_s"]),
+            ),
             "",
         ]
     d = results.get("db_failover")
     if d:
+        lines += _table(
+            "PostgreSQL primary hard-killed (Patroni, 3 db nodes)",
+            "new leader",
+            "bound",
+            "failed writes",
+            "longest gap without a write",
+        )
         lines += [
-            "| PostgreSQL primary hard-killed (Patroni, 3 db nodes) | new leader | bound "
-            "| failed writes | longest gap without a write |",
-            "| --- | --- | --- | --- | --- |",
-            f"| {d['rate']} writes/s through the VIP | {_cell(d['failover_s'])} | 30 s (issue) "
-            f"| {_cell(d['failed'], unit='', digits=0)} | {_cell(d['longest_gap_s'])} |",
+            _row(
+                f"{d['rate']} writes/s through the VIP",
+                _cell(d["failover_s"]),
+                "30 s (issue)",
+                _count(d["failed"]),
+                _cell(d["longest_gap_s"]),
+            ),
             "",
         ]
     h = results.get("hop")
     if h:
-        lines += [
-            "| LB hop (wrk, same client) | p50 | p99 | requests/s |",
-            "| --- | --- | --- | --- |",
-        ]
+        lines += _table("LB hop (wrk, same client)", "p50", "p99", "requests/s")
         labels = (("vip", "through the VIP (haproxy)"), ("direct", "straight to app1's nginx"))
         for where, label in labels:
             r = h[where]
             lines.append(
-                f"| {label} | {_cell(r['p50_ms'], unit='ms')} | {_cell(r['p99_ms'], unit='ms')} "
-                f"| {_cell(r['requests_per_s'], unit='', digits=0)} |"
+                _row(
+                    label,
+                    _cell(r["p50_ms"], unit="ms"),
+                    _cell(r["p99_ms"], unit="ms"),
+                    _count(r["requests_per_s"]),
+                )
             )
         lines.append("")
     return "\n".join(lines)

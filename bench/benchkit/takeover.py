@@ -104,6 +104,8 @@ def wait_settled(lab, apps, timeout=120):
             what=f"haproxy on {lb}",
         )
 
+    last = {}
+
     def serving():
         seen = set()
         for _ in range(10):
@@ -111,9 +113,12 @@ def wait_settled(lab, apps, timeout=120):
                 url = labctl.vip_url(lab) + "api/whoami"
                 with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - http://VIP
                     seen.add(json.load(response)["node"])
-            except OSError:
-                pass
+            except OSError as exc:  # an app not serving (yet): the wait goes on
+                last["error"] = exc
         return seen >= set(apps)
 
-    labctl.wait_for(serving, timeout, interval=1, what="every app serving through the VIP")
+    try:
+        labctl.wait_for(serving, timeout, interval=1, what="every app serving through the VIP")
+    except RuntimeError as exc:
+        raise RuntimeError(f"{exc} (last error: {last.get('error')!r})") from exc
     time.sleep(2)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from . import lxc, net, proxy, sitedir
 from .config import STATE, read_state
-from .run import say, sh
+from .run import say, sh, warn
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 
@@ -35,17 +35,21 @@ def _leftover_cgroups(names):
 
 
 def _rmdir_tree(path):
+    """rmdir ``path`` and every directory under it, bottom up (a cgroup tree holds no files);
+    False, with a warning naming the first failure, when it stays."""
+    failed = None
     for top, dirs, _ in os.walk(path, topdown=False):
         for d in dirs:
             try:
                 os.rmdir(Path(top) / d)
-            except OSError:
-                pass
+            except OSError as exc:  # its parent stays too: reported below
+                failed = failed or exc
     try:
         os.rmdir(path)
-        return True
-    except OSError:
+    except OSError as exc:
+        warn(f"{path} stays: {failed or exc}")
         return False
+    return True
 
 
 def down():

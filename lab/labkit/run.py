@@ -67,20 +67,30 @@ def sh(
         check=False,
     )
     if check and proc.returncode != 0:
-        detail = (proc.stderr or "").strip()[-2000:] if (capture or quiet) else ""
+        # Captured output is not on the terminal: the error shows its tails (stdout's too).
+        detail = (
+            f"{(proc.stdout or '').strip()[-1000:]}\n{(proc.stderr or '').strip()[-2000:]}".strip()
+            if (capture or quiet)
+            else ""
+        )
         raise LabError(
             f"command failed ({proc.returncode}): {' '.join(map(str, args))}\n{detail}".rstrip()
         )
     return proc.stdout if capture else proc
 
 
-def wait_for(predicate, timeout, interval=0.5, what="condition"):
-    """Poll ``predicate`` until it returns a true value; LabError after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
+def wait_for(predicate, timeout, interval=0.5, what="condition", error=LabError):
+    """Poll ``predicate()`` until it returns a true value; return ``(value, seconds waited)``.
+
+    After ``timeout`` seconds raise ``error(message)``: an exception type (LabError, the lab's
+    own; AssertionError in the tests) or any callable that makes one (to add, say, a log tail).
+    """
+    started = time.monotonic()
     while True:
         value = predicate()
+        elapsed = time.monotonic() - started
         if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise LabError(f"timed out after {timeout:.0f}s waiting for {what}")
+            return value, elapsed
+        if elapsed > timeout:
+            raise error(f"timed out after {timeout:g}s waiting for {what}")
         time.sleep(interval)

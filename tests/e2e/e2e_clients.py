@@ -104,10 +104,7 @@ def raw_request(host, data, source=None, port=80, timeout=10):
         ) as sock:
             sock.sendall(data)
             chunks = []
-            while True:
-                chunk = sock.recv(65536)
-                if not chunk:
-                    break
+            while chunk := sock.recv(65536):  # until the server closes the connection
                 chunks.append(chunk)
     except OSError as exc:
         return Answer(None, error=f"{type(exc).__name__}: {exc}")

@@ -17,18 +17,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "lab"))
 
-from labkit import config, health, lxc, saltcmd  # noqa: E402
+from labkit import config, health, lxc, run, saltcmd  # noqa: E402
 
 
 def http_get(url, timeout=5):
     """``(status, body)``; status is None when nothing answered (connection refused, timeout)."""
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            return response.status, response.read().decode("utf-8", "replace")
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode("utf-8", "replace")
-    except (urllib.error.URLError, OSError) as exc:
-        return None, str(exc)
+    return _http(url, timeout)
 
 
 def http_post_json(url, payload, timeout=5):
@@ -39,6 +33,10 @@ def http_post_json(url, payload, timeout=5):
         headers={"Content-Type": "application/json"},
         method="POST",
     )
+    return _http(request, timeout)
+
+
+def _http(request, timeout):
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status, response.read().decode("utf-8", "replace")
@@ -49,15 +47,8 @@ def http_post_json(url, payload, timeout=5):
 
 
 def wait_until(predicate, timeout, interval=0.25, what="condition"):
-    """Poll until ``predicate()`` is truthy; return ``(value, seconds)``; fail after ``timeout``."""
-    started = time.monotonic()
-    while True:
-        value = predicate()
-        if value:
-            return value, time.monotonic() - started
-        if time.monotonic() - started > timeout:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
+    """labkit's poll: ``(value, seconds)``; a test failure (AssertionError) after ``timeout``."""
+    return run.wait_for(predicate, timeout, interval, what, error=AssertionError)
 
 
 class Lab:
@@ -66,6 +57,7 @@ class Lab:
     def __init__(self):
         self.lab = config.load()
         self.cli = [sys.executable, str(REPO / "lab" / "lab")]
+        self.odd_answers = []  # 200s from /api/whoami that were not the app's JSON
 
     # --- topology -----------------------------------------------------------------------------
     @property
@@ -144,8 +136,8 @@ class Lab:
             if status == 200:
                 try:
                     seen.add(json.loads(body)["node"])
-                except (ValueError, KeyError):
-                    pass
+                except (ValueError, KeyError) as exc:
+                    self.odd_answers.append(f"{type(exc).__name__}: {body[:200]!r}")
         return seen
 
     def wait_healthy(self, timeout=120):
@@ -154,11 +146,12 @@ class Lab:
         wait_until(
             lambda: http_get(self.vip_url)[0] == 200, timeout, what=f"{self.vip_url} to answer 200"
         )
-        wait_until(
+        run.wait_for(
             lambda: self.serving_apps() >= set(self.apps),
             timeout,
             interval=1,
             what=f"every app node ({', '.join(self.apps)}) to serve through the VIP",
+            error=lambda m: AssertionError(f"{m}; odd answers: {self.odd_answers[-3:]}"),
         )
 
 
@@ -189,8 +182,8 @@ class Load:
                 else:
                     try:
                         self.nodes[json.loads(body).get("node")] += 1
-                    except ValueError:
-                        pass
+                    except ValueError:  # a 200 that is not the app's JSON: failed all the same
+                        self.failures.append((time.strftime("%H:%M:%S"), status, body[:200]))
 
     def __enter__(self):
         for _ in range(self.workers):

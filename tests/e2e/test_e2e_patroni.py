@@ -15,12 +15,12 @@ loop is bounded. Skipped unless the lab's topology has three or more db nodes.
 """
 
 import json
-import threading
 import time
 import uuid
 
 import pytest
 from e2e_lab import REPO, http_get, http_post_json, wait_until
+from labkit.writes import PacedWrites, WriteFailed
 
 #: The issue's bound: a new primary within 30 s of the old one's death.
 FAILOVER_BOUND = 30.0
@@ -144,65 +144,32 @@ def _ferretdb_starts(lab):
 # --------------------------------------------------------------------------------------------------
 
 
-class NoteWriter:
+class NoteWriter(PacedWrites):
     """Notes posted through the VIP at most ``rate`` per second until stopped, at most
     ``max_writes`` and ``max_seconds``: every answer is recorded (acknowledged = 201 with the
-    note's id). Paced, so that the stream lasts as long as the test needs it."""
+    note's id; a failure with its time, status and body). Paced, so that the stream lasts as long
+    as the test needs it (the pacing and the bookkeeping: labkit's PacedWrites)."""
 
     def __init__(self, lab, max_writes=8000, max_seconds=300, rate=20):
         self.url = lab.vip_url + "api/notes"
         self.run = f"ha-{uuid.uuid4().hex[:8]}"
-        self.max_writes, self.max_seconds = max_writes, max_seconds
-        self.pause = 1.0 / rate
-        self.acked = {}  # id -> text
-        self.failures = []  # (monotonic time, status, body)
-        self.successes = []  # monotonic times
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
+        super().__init__(
+            self._post,
+            rate=rate,
+            max_writes=max_writes,
+            max_seconds=max_seconds,
+            failure_pause=0.2,
+        )
 
-    def _loop(self):
-        deadline = time.monotonic() + self.max_seconds
-        for seq in range(self.max_writes):
-            if self._stop.is_set() or time.monotonic() > deadline:
-                return
-            text = f"{self.run}-{seq}"
-            status, body = http_post_json(self.url, {"text": text}, timeout=5)
-            now = time.monotonic()
-            with self._lock:
-                if status == 201:
-                    try:
-                        self.acked[json.loads(body)["id"]] = text
-                        self.successes.append(now)
-                    except (ValueError, KeyError):
-                        self.failures.append((now, status, body[:200]))
-                else:
-                    self.failures.append((now, status, body[:200]))
-            time.sleep(self.pause if status == 201 else 0.2)
-
-    def count(self):
-        with self._lock:
-            return len(self.acked)
-
-    def succeeded_after(self, moment):
-        with self._lock:
-            return next((t for t in self.successes if t > moment), None)
-
-    def first_failure_after(self, moment):
-        with self._lock:
-            return next((t for t, _, _ in self.failures if t > moment), None)
-
-    def failed_between(self, start, end):
-        with self._lock:
-            return sum(1 for t, _, _ in self.failures if start <= t <= end)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join(timeout=30)
+    def _post(self, seq):
+        text = f"{self.run}-{seq}"
+        status, body = http_post_json(self.url, {"text": text}, timeout=5)
+        if status == 201:
+            try:
+                return json.loads(body)["id"], text
+            except (ValueError, KeyError) as exc:
+                raise WriteFailed((status, body[:200])) from exc
+        raise WriteFailed((status, body[:200]))
 
     def wait_count(self, count, timeout, what):
         wait_until(lambda: self.count() >= count, timeout, interval=0.5, what=what)

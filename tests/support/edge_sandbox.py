@@ -38,6 +38,9 @@ import threading
 import time
 import traceback
 
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "lab"))
+from labkit.run import wait_for  # the lab's poll (standard library only)
+
 HAPROXY = "/usr/sbin/haproxy"
 NGINX = "/usr/sbin/nginx"
 ADMIN_SOCKET = "/run/haproxy/admin.sock"
@@ -115,14 +118,28 @@ def _run(*cmd):
 
 
 def _wait_for(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
+    """labkit's poll every 50 ms: the value; RuntimeError after ``timeout`` seconds."""
+    return wait_for(predicate, timeout, 0.05, what, error=RuntimeError)[0]
+
+
+def _started(proc, ready, name, log):
+    """Wait until ``ready()`` or ``proc`` exited; RuntimeError with the tail of ``log`` if so."""
+    _wait_for(lambda: ready() or proc.poll() is not None, 10, f"{name} to start")
+    if proc.poll() is not None:
+        raise RuntimeError(f"{name} exited:\n{log.read_text()[-3000:]}")
+    return proc.pid
+
+
+def _stop(proc):
+    """SIGTERM, then SIGKILL after 5 s; None, for the attribute that held ``proc``."""
+    if proc is not None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return None
 
 
 def _can_connect(address, port):
@@ -156,18 +173,37 @@ class _Quiet(http.server.BaseHTTPRequestHandler):
         }
 
 
-class _Backend:
+class _Served:
+    """A server in a thread: ``start`` (idempotent) serves what ``_server()`` makes, ``stop``
+    closes it (new connections are refused)."""
+
+    server = None
+
+    def _server(self):
+        raise NotImplementedError
+
+    def start(self):
+        if self.server is None:
+            self.server = self._server()
+            serve = self.server.serve_forever
+            threading.Thread(target=serve, kwargs={"poll_interval": 0.05}).start()
+
+    def stop(self):
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
+
+
+class _Backend(_Served):
     """A fake app node behind haproxy: /healthz, /api/whoami, /db (503); hits per path."""
 
     def __init__(self, name, address, port):
         self.name, self.address, self.port = name, address, port
         self.hits = collections.Counter()
         self.lock = threading.Lock()
-        self.server = None
 
-    def start(self):
-        if self.server is not None:
-            return
+    def _server(self):
         backend = self
 
         class Handler(_Quiet):
@@ -197,16 +233,7 @@ class _Backend:
 
             do_HEAD = do_GET
 
-        server = _TCPHTTPServer((self.address, self.port), Handler)
-        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}).start()
-        self.server = server
-
-    def stop(self):
-        """Close the listener: new connections are refused."""
-        if self.server is not None:
-            self.server.shutdown()
-            self.server.server_close()
-            self.server = None
+        return _TCPHTTPServer((self.address, self.port), Handler)
 
 
 class _TCPHTTPServer(http.server.ThreadingHTTPServer):
@@ -219,17 +246,14 @@ class _UnixHTTPServer(socketserver.ThreadingUnixStreamServer):
     request_queue_size = 512
 
 
-class _Gunicorn:
+class _Gunicorn(_Served):
     """gunicorn's socket, answering every request with the forwarding headers it got."""
 
     def __init__(self, path):
         self.path = path
         self.hits = 0
-        self.server = None
 
-    def start(self):
-        if self.server is not None:
-            return
+    def _server(self):
         gunicorn = self
 
         class Handler(_Quiet):
@@ -253,15 +277,11 @@ class _Gunicorn:
             os.unlink(self.path)
         server = _UnixHTTPServer(self.path, Handler)
         os.chmod(self.path, 0o666)
-        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}).start()
-        self.server = server
+        return server
 
     def stop(self):
         """Stop and remove the socket, as when supervisor has gunicorn stopped."""
-        if self.server is not None:
-            self.server.shutdown()
-            self.server.server_close()
-            self.server = None
+        super().stop()
         if os.path.exists(self.path):
             os.unlink(self.path)
 
@@ -338,39 +358,32 @@ class Driver:
             stderr=log,
         )
         log.close()
-        _wait_for(
-            lambda: os.path.exists(ADMIN_SOCKET) or self.haproxy.poll() is not None, 10, "haproxy"
+        _started(
+            self.haproxy, lambda: os.path.exists(ADMIN_SOCKET), "haproxy", self.work / "haproxy.log"
         )
-        if self.haproxy.poll() is not None:
-            raise RuntimeError(
-                f"haproxy exited:\n{(self.work / 'haproxy.log').read_text()[-3000:]}"
-            )
-        _wait_for(lambda: self._admin("show info").strip(), 10, "haproxy's admin socket")
+        _wait_for(self._admin_answers, 10, "haproxy's admin socket")
         return self.haproxy.pid
 
     def op_haproxy_stop(self):
-        if self.haproxy is not None:
-            self.haproxy.terminate()
-            try:
-                self.haproxy.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.haproxy.kill()
-                self.haproxy.wait()
-            self.haproxy = None
+        self.haproxy = _stop(self.haproxy)
         return True
 
     def _admin(self, command):
+        """haproxy's answer to ``command`` on its admin socket (OSError if it does not answer)."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(5)
+            sock.connect(ADMIN_SOCKET)
+            sock.sendall(command.encode() + b"\n")
+            chunks = []
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
+        return b"".join(chunks).decode()
+
+    def _admin_answers(self):
         try:
-            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-                sock.settimeout(5)
-                sock.connect(ADMIN_SOCKET)
-                sock.sendall(command.encode() + b"\n")
-                chunks = []
-                while chunk := sock.recv(65536):
-                    chunks.append(chunk)
-            return b"".join(chunks).decode()
-        except OSError:
-            return ""
+            return self._admin("show info").strip()
+        except OSError:  # not listening yet: the wait goes on (and names it when it times out)
+            return None
 
     def op_haproxy_admin(self, command):
         return self._admin(command)
@@ -433,22 +446,10 @@ class Driver:
             stdout=subprocess.DEVNULL,
             stderr=open(prefix / "stderr", "w"),
         )
-        _wait_for(
-            lambda: _can_connect(probe, 80) or self.nginx.poll() is not None, 10, "nginx listening"
-        )
-        if self.nginx.poll() is not None:
-            raise RuntimeError(f"nginx exited:\n{(prefix / 'error.log').read_text()[-3000:]}")
-        return self.nginx.pid
+        return _started(self.nginx, lambda: _can_connect(probe, 80), "nginx", prefix / "error.log")
 
     def op_nginx_stop(self):
-        if self.nginx is not None:
-            self.nginx.terminate()
-            try:
-                self.nginx.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.nginx.kill()
-                self.nginx.wait()
-            self.nginx = None
+        self.nginx = _stop(self.nginx)
         return True
 
     # -- clients

@@ -19,10 +19,16 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 
 import yaml
+
+LAB = pathlib.Path(__file__).resolve().parents[2] / "lab"
+if str(LAB) not in sys.path:
+    sys.path.insert(0, str(LAB))
+from labkit.run import wait_for  # noqa: E402
 
 PG_BIN = pathlib.Path("/usr/lib/postgresql/15/bin")
 
@@ -204,10 +210,17 @@ class LoopbackCluster:
         self.start_patroni(name)
 
     def stop(self):
+        """Kill every node (each one, whatever happened to the others), remove the temp dir;
+        then raise what a kill raised."""
+        errors = []
         for name in self.nodes:
-            with contextlib.suppress(Exception):
+            try:
                 self.kill(name)
+            except (OSError, subprocess.SubprocessError) as exc:
+                errors.append((name, exc))
         shutil.rmtree(self.root, ignore_errors=True)
+        if errors:
+            raise RuntimeError(f"stopping the loopback cluster: {errors}") from errors[0][1]
 
     # --- observation -----------------------------------------------------------------------------
     def get(self, name, path, timeout=2.0):
@@ -224,16 +237,15 @@ class LoopbackCluster:
         return None
 
     def wait(self, predicate, timeout, what, interval=0.5):
-        """Poll ``predicate()`` until truthy; ``(value, seconds)``; at most ``timeout`` seconds."""
-        started = time.monotonic()
-        while True:
-            value = predicate()
-            if value:
-                return value, time.monotonic() - started
-            if time.monotonic() - started > timeout:
-                logs = self.logs()
-                raise AssertionError(f"timed out after {timeout}s waiting for {what}\n{logs}")
-            time.sleep(interval)
+        """labkit's poll: ``(value, seconds)``; after ``timeout`` an AssertionError with the
+        tail of every node's Patroni log."""
+        return wait_for(
+            predicate,
+            timeout,
+            interval,
+            what,
+            error=lambda m: AssertionError(f"{m}\n{self.logs()}"),
+        )
 
     def logs(self, lines=15):
         out = []

@@ -5,55 +5,16 @@ scratch directory: the Salt config they write, the preseeded key files and their
 import grp
 import os
 import shlex
-import stat
 import subprocess
 
 import pytest
 import yaml
-from support.state_tree import REPO
+from support.salt_bootstrap import BOOTSTRAP, master_config, minion_config, mode
+from support.salt_bootstrap import run_script as run
 
-BOOTSTRAP = REPO / "bootstrap"
-
-#: What the lab wrote before it used the scripts (lab/labkit/cluster.py master_config and
-#: minion_config): the scripts must keep it, key for key.
-MASTER_CONFIG = {
-    "interface": "10.77.0.2",
-    "auto_accept": False,
-    "file_roots": {"base": ["/srv/webstack/salt", "/srv/webstack-site/files"]},
-    "pillar_roots": {"base": ["/srv/webstack/pillar", "/srv/webstack-site"]},
-    "runner_dirs": ["/srv/webstack/_runners"],
-    "utils_dirs": ["/srv/webstack/_utils"],
-    "worker_threads": 4,
-    "timeout": 15,
-    "gather_job_timeout": 30,
-    "log_level_logfile": "info",
-}
-MINION_CONFIG = {
-    "id": "lb1",
-    "master": "10.77.0.2",
-    "enable_fqdns_grains": False,
-    "acceptance_wait_time": 2,
-    "acceptance_wait_time_max": 5,
-    "random_reauth_delay": 0,
-    "log_level_logfile": "info",
-}
-
-
-def run(script, *args, check=True):
-    proc = subprocess.run(
-        [BOOTSTRAP / script, *map(str, args)],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    if check:
-        assert proc.returncode == 0, proc.stderr
-    return proc
-
-
-def mode(path):
-    return stat.S_IMODE(os.lstat(path).st_mode)
+#: What the lab wrote before it used the scripts: the scripts must keep it, key for key.
+MASTER_CONFIG = master_config("10.77.0.2")
+MINION_CONFIG = minion_config("lb1", "10.77.0.2")
 
 
 @pytest.fixture

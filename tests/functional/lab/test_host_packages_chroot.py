@@ -35,6 +35,7 @@ sys.path.insert(0, str(REPO / "lab"))
 
 from labkit import hostreq, proxy
 from labkit.config import SUITE
+from labkit.run import LabError, sh
 
 CACHE = Path(os.environ.get("WEBSTACK_CACHE", "/var/cache/webstack"))
 #: Where Debian packages put commands (the unit test resolves them in the same PATH).
@@ -76,22 +77,12 @@ class Progress:
             print(f"\n[host-check +{total:6.1f}s] {message}", end="", flush=True)
 
 
-def run(args, timeout=1800, **kwargs):
-    proc = subprocess.run(
-        [str(a) for a in args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=ENV,
-        check=False,
-        **kwargs,
-    )
-    if proc.returncode != 0:
-        raise AssertionError(
-            f"{' '.join(map(str, args))} exited {proc.returncode}:\n"
-            f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-        )
-    return proc.stdout
+def run(args, timeout=1800):
+    """labkit's ``sh`` in :data:`ENV`: the command's stdout; a test failure with its output."""
+    try:
+        return sh(args, capture=True, clean=True, env=ENV, timeout=timeout)
+    except LabError as exc:
+        raise AssertionError(str(exc)) from exc
 
 
 def mounts_under(path):

@@ -16,7 +16,7 @@ import os
 import re
 import socket
 import subprocess
-import threading
+import sys
 import time
 
 import bson
@@ -25,6 +25,9 @@ import pytest
 from support.patroni_cluster import LoopbackCluster, missing_tools, port_free
 from support.salt_modules import UTILS
 from support.state_tree import REPO, SECRETS, ferretdb_binary, make_topology
+
+sys.path.insert(0, str(REPO / "lab"))
+from labkit.writes import PacedWrites, WriteFailed
 
 CIDR = "127.0.80.0/24"
 FAILOVER_BOUND = 30.0  # the issue's bound for a new primary after the old one is killed
@@ -210,44 +213,28 @@ def test_killed_sync_standby_is_replaced_and_writes_go_on(loopback, topology):
     assert view["healthy"] and not view["degraded"], view["warnings"]
 
 
-class Writer:
-    """Notes written one after another through FerretDB until stopped (at most ``limit``)."""
+class Writer(PacedWrites):
+    """Notes written one after another through FerretDB until stopped (at most ``limit``): the
+    acknowledged ids, the failures (id, error type) with their time; labkit's PacedWrites."""
 
     def __init__(self, uri, limit=5000, max_seconds=150):
         self.client = pymongo.MongoClient(
             uri, serverSelectionTimeoutMS=1000, connectTimeoutMS=1000, socketTimeoutMS=3000
         )
         self.collection = self.client.webstack.failover
-        self.limit, self.max_seconds = limit, max_seconds
-        self.acked, self.failed = [], []
-        self.first_failure = self.recovered = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        super().__init__(self._insert, max_writes=limit, max_seconds=max_seconds, failure_pause=0.1)
 
-    def _run(self):
-        deadline = time.monotonic() + self.max_seconds
-        for seq in range(self.limit):
-            if self._stop.is_set() or time.monotonic() > deadline:
-                return
-            doc = {"_id": bson.ObjectId(), "seq": seq}
-            try:
-                self.collection.insert_one(doc)
-            except pymongo.errors.PyMongoError as exc:
-                self.failed.append((doc["_id"], time.monotonic(), type(exc).__name__))
-                self.first_failure = self.first_failure or time.monotonic()
-                time.sleep(0.1)
-                continue
-            self.acked.append(doc["_id"])
-            if self.first_failure and not self.recovered:
-                self.recovered = time.monotonic()
+    def _insert(self, seq):
+        doc = {"_id": bson.ObjectId(), "seq": seq}
+        try:
+            self.collection.insert_one(doc)
+        except pymongo.errors.PyMongoError as exc:
+            raise WriteFailed((doc["_id"], type(exc).__name__)) from exc
+        return doc["_id"], seq
 
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join(timeout=30)
+    @property
+    def failed(self):
+        return self.failures
 
 
 @pytest.fixture

@@ -4,20 +4,16 @@ modes), and the template's Salt comes from `bootstrap/install-salt wheelhouse`. 
 touched: the overlay dirs and the key dir are scratch directories."""
 
 import os
-import stat
 import sys
 
 import pytest
 import yaml
+from support.salt_bootstrap import master_config, minion_config, mode
 from support.state_tree import REPO
 
 sys.path.insert(0, str(REPO / "lab"))
 
 from labkit import cluster, config, lxc, pki, template
-
-
-def mode(path):
-    return stat.S_IMODE(os.lstat(path).st_mode)
 
 
 @pytest.fixture
@@ -42,18 +38,7 @@ def test_the_master_is_seeded_by_configure_master(lab):
     cluster._seed(lab, lab.master, pairs)
     root = lxcdir / "master" / "delta0"
     conf = yaml.safe_load((root / "etc/salt/master.d/webstack.conf").read_text())
-    assert conf == {
-        "interface": lab.master.address,
-        "auto_accept": False,
-        "file_roots": {"base": ["/srv/webstack/salt", "/srv/webstack-site/files"]},
-        "pillar_roots": {"base": ["/srv/webstack/pillar", "/srv/webstack-site"]},
-        "runner_dirs": ["/srv/webstack/_runners"],
-        "utils_dirs": ["/srv/webstack/_utils"],
-        "worker_threads": 4,
-        "timeout": 15,
-        "gather_job_timeout": 30,
-        "log_level_logfile": "info",
-    }
+    assert conf == master_config(lab.master.address)
     master_pki = root / "etc/salt/pki/master"
     assert (master_pki / "master.pem").read_text() == pairs["master"][0]
     assert mode(master_pki / "master.pem") == 0o400
@@ -74,15 +59,7 @@ def test_every_node_is_seeded_by_configure_minion(lab):
         cluster._seed(lab, node, pairs)
         root = lxcdir / node.name / "delta0"
         conf = yaml.safe_load((root / "etc/salt/minion.d/webstack.conf").read_text())
-        assert conf == {
-            "id": node.name,
-            "master": lab.master.address,
-            "enable_fqdns_grains": False,
-            "acceptance_wait_time": 2,
-            "acceptance_wait_time_max": 5,
-            "random_reauth_delay": 0,
-            "log_level_logfile": "info",
-        }
+        assert conf == minion_config(node.name, lab.master.address)
         minion_pki = root / "etc/salt/pki/minion"
         assert (minion_pki / "minion.pem").read_text() == pairs[node.name][0]
         assert mode(minion_pki / "minion.pem") == 0o400
