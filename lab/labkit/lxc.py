@@ -1,6 +1,6 @@
 """LXC containers in the lab's own lxcpath: config, overlay clone of the template, start/stop.
 
-Facts measured on this machine (DESIGN.md §6): ``lxc.cgroup.relative = 1`` or containers escape into
+Facts measured on Debian 12 with LXC 5.0.2: ``lxc.cgroup.relative = 1`` or containers escape into
 the root cgroups; always an absolute lxcpath; ``lxc.apparmor.profile = unconfined``.
 """
 

@@ -6,7 +6,7 @@ import time
 
 from e2e_lab import http_get, http_post_json, wait_until
 
-#: The issue's bounds. Hard failure: 3 x advert_int + skew (DESIGN.md §6 measured ≈3.6 s).
+#: The bounds. Hard failure: 3 x advert_int + skew (measured in the lab: ≈3.6 s).
 HARD_FAILURE_TAKEOVER = 5.0
 #: A clean stop sends a priority-0 advert: the peer takes over at once.
 CLEAN_STOP_TAKEOVER = 2.0
