@@ -8,6 +8,8 @@ database down). ``table`` holds the readable view; the rest is the same data, st
 
 The runner only gathers and prints: the judgement is ``webstack_verdict.summarize`` (``_utils``,
 synced to the master by ``salt-run saltutil.sync_utils`` or found through its ``utils_dirs``).
+``salt-run webstack.derive`` hands the master (the orchestration) the derived topology
+(``webstack_topology.derive``, also from ``_utils``): the master has no custom execution modules.
 """
 
 import logging
@@ -21,9 +23,30 @@ __virtualname__ = "webstack"
 
 
 def __virtual__():
-    if "webstack_verdict.summarize" not in __utils__:
-        return (False, "webstack runner: the webstack_verdict utils module is not synced (_utils)")
+    for needed in ("webstack_verdict.summarize", "webstack_topology.derive"):
+        if needed not in __utils__:
+            module = needed.split(".", 1)[0]
+            return (False, f"webstack runner: the {module} utils module is not synced (_utils)")
     return __virtualname__
+
+
+def derive(topology):
+    """
+    The derived view of ``topology`` (pillar ``webstack:topology``, as the orchestration passes
+    it): what ``webstack_topology.derive`` returns on a minion, with ``valid`` true; on an
+    invalid topology ``{"valid": False, "errors": [...]}`` (each error names its key).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run webstack.derive topology='{"name": "lab", "nodes": [...], ...}' --out=json
+    """
+    errors = __utils__["webstack_topology.problems"](topology)
+    log.debug("webstack.derive: %d errors", len(errors))
+    if errors:
+        return {"valid": False, "errors": errors}
+    return dict(__utils__["webstack_topology.derive"](topology), valid=True)
 
 
 def status(tgt="*", tgt_type="glob", timeout=30, details=False):

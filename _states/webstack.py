@@ -146,11 +146,6 @@ def _server_state(name, state, *, backend, socket, state_file, wait):
     )
 
 
-def _members_from_topology(node):
-    port = (node.get("ports") or {}).get("mongodb", 27017)
-    return [f"{db['address']}:{port}" for db in node.get("db_nodes") or []]
-
-
 def replset(name, members=None, *, host=None, port=None, username=None, password=None, engine=None):
     """
     The MongoDB replica set ``name`` exists with (at least) ``members``.
@@ -158,7 +153,8 @@ def replset(name, members=None, *, host=None, port=None, username=None, password
     name
         The replica set (the topology's ``db.replica_set``).
     members
-        ``["host:port", ...]``; default: the topology's db nodes at ``ports.mongodb``.
+        ``["host:port", ...]``; default: the topology's ``mongodb_members`` (its db nodes at
+        ``ports.mongodb``).
     host, port, username, password
         Where and how to connect (default 127.0.0.1, ``ports.mongodb``, ``admin`` and pillar
         ``webstack:secrets:mongodb_admin_password``; before the admin user exists, MongoDB's
@@ -180,7 +176,8 @@ def _replset(name, members, conn, engine):
     engine = engine or (node.get("db") or {}).get("engine")
     if engine != "mongodb":
         return True, {}, f"db engine is {engine!r}, not mongodb: no replica set to manage"
-    members = list(members) if members is not None else _members_from_topology(node)
+    # Default: the replica set's members as the topology derives them (db nodes, ports.mongodb).
+    members = list(members) if members is not None else list(node.get("mongodb_members") or [])
     if not members:
         raise CommandExecutionError("no members: the topology has no db node (webstack:topology)")
     try:

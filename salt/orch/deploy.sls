@@ -11,23 +11,33 @@
     Options (pillar `deploy`, all optional): nodes (a subset of the app nodes), sls (default
     webstack.app), timeout (seconds a node may take to come back, default 120), drain_wait
     (seconds to let its sessions end once drained, default 10). #}
-{#- The map's raw pillar parts only (topology, deploy): the minion map is not computed on the master. #}
+{#- The map's raw pillar parts only (topology, deploy): the minion map is not computed on the master.
+    The deploy order (app nodes in rolling order, the lbs that drain them) is derived from the
+    topology by the runner webstack.derive (_runners, with the topology utils from _utils). #}
 {%- from 'webstack/map.jinja' import topology, deploy as options with context %}
 {%- set sls = options.get('sls', 'webstack.app') %}
 {%- set timeout = options.get('timeout', 120) | int %}
 {%- set drain_wait = options.get('drain_wait', 10) | int %}
-{%- set lbs = [] %}
+{%- set derived = salt['saltutil.runner']('webstack.derive', kwarg={'topology': topology}) %}
+{%- if derived is not mapping %}
+  {%- set derived = {'valid': False, 'errors': ['webstack.derive: %s' % derived]} %}
+{%- endif %}
+{%- set order = derived.get('deploy_order', {'lb': [], 'app': []}) %}
+{%- set lbs = order.lb %}
 {%- set apps = [] %}
-{%- for node in topology.get('nodes', []) %}
-  {%- if 'lb' in node.get('roles', []) %}
-    {%- do lbs.append(node.name) %}
-  {%- endif %}
-  {%- if 'app' in node.get('roles', []) and (not options.get('nodes') or node.name in options.nodes) %}
-    {%- do apps.append(node.name) %}
-  {%- endif %}
+{%- for app in order.app if not options.get('nodes') or app in options.nodes %}
+  {%- do apps.append(app) %}
 {%- endfor %}
 
-{%- if not lbs or not apps %}
+{%- if not derived.get('valid') %}
+
+webstack-orch-deploy-nothing-test-fail_without_changes:
+  test.fail_without_changes:
+    - name: >-
+        nothing to deploy: the topology (pillar webstack:topology) is invalid:
+        {{ derived.get('errors', ['no answer from the runner webstack.derive']) | join('; ') }}
+    - failhard: true
+{%- elif not lbs or not apps %}
 
 webstack-orch-deploy-nothing-test-fail_without_changes:
   test.fail_without_changes:

@@ -205,6 +205,7 @@ def topology_node(engine="mongodb"):
         "db": {"engine": engine, "replica_set": "rs0"},
         "ports": {"mongodb": 27017},
         "db_nodes": DB_NODES,
+        "mongodb_members": MEMBERS,
     }
 
 

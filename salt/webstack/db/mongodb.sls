@@ -58,16 +58,12 @@ webstack-db-mongodb-service-running:
     in topology order) and adds any member missing later; the others only run mongod and are
     brought in by it. Two nodes reconfiguring concurrently would race (replSetReconfig on
     different versions, or two nodes initiating two sets), so no other node tries. #}
-{%- if node.db_nodes and node.db_nodes[0].name == node.name %}
-{%- set members = [] %}
-{%- for member in node.db_nodes %}
-{%-   do members.append(member.address ~ ':' ~ node.ports.mongodb) %}
-{%- endfor %}
+{%- if node.mongodb_initiator == node.name %}
 
 webstack-db-mongodb-replset-webstack-replset:
   webstack.replset:
     - name: {{ db.replica_set }}
-    - members: {{ members | tojson }}
+    - members: {{ node.mongodb_members | tojson }}
     - require:
       - service: webstack-db-mongodb-service-running
 

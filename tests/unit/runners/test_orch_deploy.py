@@ -6,6 +6,7 @@ that a failing node stops the deploy with the following nodes untouched.
 """
 
 import copy
+from unittest import mock
 
 import pytest
 import salt.config
@@ -14,7 +15,10 @@ import salt.state
 import salt.template
 import salt.utils.data
 import yaml
-from support.salt_modules import REPO
+from support.salt_modules import REPO, UTILS, load
+
+#: The runner the orchestration asks for the derived topology (the master has no custom modules).
+runner = load("_runners", "webstack")
 
 SLS = REPO / "salt" / "orch" / "deploy.sls"
 LAB = yaml.safe_load((REPO / "topology" / "lab.yaml").read_text())
@@ -46,7 +50,13 @@ def render(opts, pillar):
     def pillar_get(key, default="", **_):
         return salt.utils.data.traverse_dict_and_list(pillar, key, default, delimiter=":")
 
-    renderers = salt.loader.render(opts, {"pillar.get": pillar_get})
+    def saltutil_runner(name, arg=None, kwarg=None, **_):
+        assert name == "webstack.derive"
+        with mock.patch.object(runner, "__utils__", UTILS, create=True):
+            return runner.derive(*(arg or []), **(kwarg or {}))
+
+    funcs = {"pillar.get": pillar_get, "saltutil.runner": saltutil_runner}
+    renderers = salt.loader.render(opts, funcs)
     return salt.template.compile_template(
         str(SLS),
         renderers,
@@ -141,10 +151,18 @@ def test_options_from_pillar(opts):
 
 
 def test_nothing_to_deploy_fails(opts):
+    high = render(opts, {"webstack": {"topology": LAB}, "deploy": {"nodes": ["lb1"]}})
+    assert list(high) == [NOTHING]
+    _, results = run(opts, high)
+    assert results[NOTHING]["result"] is False
+    assert "2 lb and 0 app node(s) among lb1" in results[NOTHING]["name"]
+
+
+def test_an_invalid_topology_fails_naming_its_errors(opts):
     topology = copy.deepcopy(LAB)
     topology["nodes"] = [n for n in topology["nodes"] if "app" not in n["roles"]]
     high = render(opts, {"webstack": {"topology": topology}})
     assert list(high) == [NOTHING]
     _, results = run(opts, high)
     assert results[NOTHING]["result"] is False
-    assert "2 lb and 0 app node(s)" in results[NOTHING]["name"]
+    assert "no node has the role 'app'" in results[NOTHING]["name"]

@@ -8,6 +8,7 @@ import sys
 
 import pytest
 import yaml
+from support.salt_modules import load
 from support.state_tree import REPO, SECRETS, make_topology
 
 SPEC = importlib.util.spec_from_file_location(
@@ -15,6 +16,8 @@ SPEC = importlib.util.spec_from_file_location(
 )
 topo = importlib.util.module_from_spec(SPEC)
 SPEC.loader.exec_module(topo)
+#: The rules, as Salt's loader serves them (``__utils__["webstack_topology.problems"]``).
+problems = load("_utils", "webstack_topology").problems
 
 CLUSTER_SECRETS = (
     "postgres_superuser_password",
@@ -26,7 +29,7 @@ BASE_SECRETS = {k: v for k, v in SECRETS.items() if k not in CLUSTER_SECRETS}
 
 
 def errors_of(topology, secrets=None, lookup=None):
-    return topo._errors(topology, secrets, lookup)
+    return problems(topology, secrets, lookup)
 
 
 def test_two_ferretdb_db_nodes_are_refused_naming_nodes_and_the_choice():
@@ -74,9 +77,11 @@ def test_cluster_members_urls_and_etcd_initial_cluster_follow_topology_order():
         "name": dbs[0]["name"],
         "address": address,
         "postgresql": f"{address}:5432",
+        "postgresql_listen": f"127.0.0.1,{address}:5432",
         "patroni_api": f"{address}:8008",
         "patroni_url": f"http://{address}:8008",
         "etcd_client_url": f"http://{address}:2379",
+        "etcd_listen_client_urls": f"http://{address}:2379,http://127.0.0.1:2379",
         "etcd_peer_url": f"http://{address}:2380",
     }
     assert cluster["etcd_hosts"] == [f"{d['address']}:2379" for d in dbs]

@@ -3,6 +3,7 @@
 import importlib.util
 
 import pytest
+from support.salt_modules import load
 from support.state_tree import REPO, make_topology
 
 SPEC = importlib.util.spec_from_file_location(
@@ -10,6 +11,8 @@ SPEC = importlib.util.spec_from_file_location(
 )
 topo = importlib.util.module_from_spec(SPEC)
 SPEC.loader.exec_module(topo)
+#: The rules, as Salt's loader serves them (``__utils__["webstack_topology.problems"]``).
+problems = load("_utils", "webstack_topology").problems
 
 
 def with_clients(clients, gateway="10.88.0.1"):
@@ -49,7 +52,7 @@ def test_gateway_addresses_and_networks_are_resolved():
     ],
 )
 def test_bad_clients_are_named(clients, gateway, expected):
-    errors = topo._errors(with_clients(clients, gateway))
+    errors = problems(with_clients(clients, gateway))
     assert any(e.startswith(expected) or expected in e for e in errors), errors
     with pytest.raises(topo.TopologyError):
         topo.derive(with_clients(clients, gateway))

@@ -7,6 +7,7 @@ import sys
 
 import pytest
 import yaml
+from support.salt_modules import load
 from support.state_tree import REPO, SECRETS, make_topology
 
 SPEC = importlib.util.spec_from_file_location(
@@ -14,10 +15,12 @@ SPEC = importlib.util.spec_from_file_location(
 )
 topo = importlib.util.module_from_spec(SPEC)
 SPEC.loader.exec_module(topo)
+#: The rules, as Salt's loader serves them (``__utils__["webstack_topology.problems"]``).
+problems = load("_utils", "webstack_topology").problems
 
 
 def errors_of(topology, secrets=None, lookup=None):
-    return topo._errors(topology, secrets, lookup)
+    return problems(topology, secrets, lookup)
 
 
 @pytest.mark.parametrize("path", sorted((REPO / "topology").glob("*.yaml")), ids=lambda p: p.name)
