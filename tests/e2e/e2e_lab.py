@@ -14,10 +14,9 @@ import urllib.request
 from collections import Counter
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "lab"))
+from labkit import config, health, lxc, run, saltcmd
 
-from labkit import config, health, lxc, run, saltcmd  # noqa: E402
+REPO = Path(__file__).resolve().parents[2]
 
 
 def http_get(url, timeout=5):

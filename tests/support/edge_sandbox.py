@@ -38,8 +38,9 @@ import threading
 import time
 import traceback
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "lab"))
-from labkit.run import wait_for  # the lab's poll (standard library only)
+if __name__ == "__main__":  # the driver runs as a script: pytest's pythonpath is not there
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "lab"))
+from labkit.run import wait_for
 
 HAPROXY = "/usr/sbin/haproxy"
 NGINX = "/usr/sbin/nginx"

@@ -19,16 +19,11 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 
 import yaml
-
-LAB = pathlib.Path(__file__).resolve().parents[2] / "lab"
-if str(LAB) not in sys.path:
-    sys.path.insert(0, str(LAB))
-from labkit.run import wait_for  # noqa: E402
+from labkit.run import wait_for
 
 PG_BIN = pathlib.Path("/usr/lib/postgresql/15/bin")
 

@@ -15,20 +15,15 @@ import os
 import pathlib
 import socket
 import subprocess
-import sys
 import time
 import uuid
 
 import pymongo
 import pytest
 from support import loopback_postgres
+from webstack_app import create_app
 
 APP_DIR = pathlib.Path(__file__).resolve().parents[3] / "app"
-# The package is tested from the checkout, as gunicorn runs it with --chdir/PYTHONPATH on a node.
-if str(APP_DIR) not in sys.path:
-    sys.path.insert(0, str(APP_DIR))
-
-from webstack_app import create_app  # noqa: E402
 
 FERRETDB_ENV = "WEBSTACK_FERRETDB_BIN"
 FERRETDB_DEFAULT = "/var/cache/webstack/ferretdb-v1.24.2/ferretdb"

@@ -2,16 +2,11 @@
 the request stream counts failures and the longest gap without a successful answer."""
 
 import shutil
-import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "bench"))
-
 from benchkit import hop
 from benchkit.stream import Stream
 

@@ -23,16 +23,11 @@ import hashlib
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import pytest
-from support.state_tree import REPO
-
-sys.path.insert(0, str(REPO / "lab"))
-
 from labkit import hostreq, proxy
 from labkit.config import SUITE
 from labkit.run import LabError, sh

@@ -6,7 +6,6 @@ scripts install as they install the lab's."""
 
 import base64
 import copy
-import importlib.util
 import json
 import os
 import re
@@ -18,13 +17,10 @@ import sys
 
 import pytest
 import yaml
+from support.salt_modules import load
 from support.state_tree import REPO
 
-SPEC = importlib.util.spec_from_file_location(
-    "webstack_topology", REPO / "_modules" / "webstack_topology.py"
-)
-topo = importlib.util.module_from_spec(SPEC)
-SPEC.loader.exec_module(topo)
+topo = load("_modules", "webstack_topology")
 
 SHIPPED = sorted((REPO / "topology").glob("*.yaml"))
 SEED = yaml.safe_load((REPO / "topology" / "seed.yaml").read_text())

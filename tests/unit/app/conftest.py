@@ -1,16 +1,11 @@
 """Fixtures for the app's unit tests: the app with no database behind it."""
 
 import pathlib
-import sys
 
 import pytest
+from webstack_app import create_app
 
 APP_DIR = pathlib.Path(__file__).resolve().parents[3] / "app"
-# The package is tested from the checkout, as gunicorn runs it with --chdir/PYTHONPATH on a node.
-if str(APP_DIR) not in sys.path:
-    sys.path.insert(0, str(APP_DIR))
-
-from webstack_app import create_app  # noqa: E402
 
 SECRET = "unit-test-secret-key-0123456789"
 # Nothing listens on port 1 of the loopback: every database call fails after the (short) timeouts.

@@ -1,12 +1,6 @@
 """The VRRP bounds the takeover figures are compared with (RFC 3768 / RFC 5798 timers)."""
 
-import sys
-from pathlib import Path
-
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "bench"))
-
 from benchkit import converge, report, takeover
 
 DEFAULT = {"version": 2, "advert_int": 1}

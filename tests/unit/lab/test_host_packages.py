@@ -14,15 +14,11 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from support.state_tree import REPO
-
-sys.path.insert(0, str(REPO / "lab"))
-
 from labkit import cluster, config, host, hostreq, lxc
+from support.state_tree import REPO
 
 LIST = "scripts/host-packages.txt"
 #: Where Debian packages put commands: a command found only in /usr/local is not from the list.

@@ -3,15 +3,11 @@ a later load, with no topology given, rebuilds the same Lab from it; another top
 while it runs is refused. No root, no containers: the state dir is a tmp_path."""
 
 import json
-import sys
 
 import pytest
-from support.state_tree import REPO
-
-sys.path.insert(0, str(REPO / "lab"))
-
 from labkit import cli, config, lxc
 from labkit.run import LabError
+from support.state_tree import REPO
 
 LAB = REPO / "topology" / "lab.yaml"
 HA_DB = REPO / "topology" / "lab-ha-db.yaml"

@@ -4,16 +4,12 @@ modes), and the template's Salt comes from `bootstrap/install-salt wheelhouse`. 
 touched: the overlay dirs and the key dir are scratch directories."""
 
 import os
-import sys
 
 import pytest
 import yaml
+from labkit import cluster, config, lxc, pki, template
 from support.salt_bootstrap import master_config, minion_config, mode
 from support.state_tree import REPO
-
-sys.path.insert(0, str(REPO / "lab"))
-
-from labkit import cluster, config, lxc, pki, template
 
 
 @pytest.fixture

@@ -1,13 +1,8 @@
 """labkit.run.wait_for, the one poll-until-deadline of the lab, the bench and the tests."""
 
-import sys
 import time
 
 import pytest
-from support.state_tree import REPO
-
-sys.path.insert(0, str(REPO / "lab"))
-
 from labkit.run import LabError, wait_for
 
 

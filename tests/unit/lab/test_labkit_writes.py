@@ -1,17 +1,11 @@
 """labkit.writes.PacedWrites with a fake write function: pacing (one at a time or open loop), the
 bounds (writes, seconds, stop) and the bookkeeping (acknowledged, failed with time, gaps)."""
 
-import sys
+import itertools
 import threading
 import time
 
 import pytest
-from support.state_tree import REPO
-
-sys.path.insert(0, str(REPO / "lab"))
-
-import itertools
-
 from labkit.run import LabError, wait_for
 from labkit.writes import PacedWrites, WriteFailed
 
