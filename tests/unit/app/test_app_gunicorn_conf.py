@@ -1,6 +1,9 @@
 """The shipped gunicorn settings, read the way gunicorn reads them (the file executed as Python)."""
 
+import importlib.util
 import os
+import pathlib
+import re
 import runpy
 
 import pytest
@@ -18,13 +21,16 @@ def read_conf(app_dir, monkeypatch):
     return read
 
 
-def test_defaults(read_conf):
+def test_defaults_serve_the_app_on_loopback_and_stop_before_the_worker_timeout(read_conf):
     conf = read_conf()
-    assert conf["wsgi_app"] == "webstack_app.wsgi:app"
-    assert conf["bind"] == ["127.0.0.1:8000"]
-    assert conf["workers"] == min(2 * len(os.sched_getaffinity(0)) + 1, 8)
-    assert conf["accesslog"] is None
-    assert conf["errorlog"] == "-"
+    # What gunicorn would load: the module and the callable it names are the app's WSGI entry.
+    module, _, name = conf["wsgi_app"].partition(":")
+    spec = importlib.util.find_spec(module)
+    assert spec is not None, conf["wsgi_app"]
+    assert re.search(rf"^{name} = ", pathlib.Path(spec.origin).read_text(), re.M), conf["wsgi_app"]
+    # Without WEBSTACK_BIND nothing listens beyond this host.
+    assert all(bind.startswith(("127.0.0.1:", "unix:")) for bind in conf["bind"])
+    # A graceful stop (supervisor, rolling deploy) ends before a worker counts as stuck.
     assert conf["graceful_timeout"] < conf["timeout"]
 
 
