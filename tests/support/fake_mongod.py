@@ -12,6 +12,7 @@ MongoDB's ``AuthorizationSession::getDefaultPrivileges`` grants. Its errors are 
 """
 
 import types
+from unittest import mock
 
 import pymongo.errors
 
@@ -207,6 +208,16 @@ def topology_node(engine="mongodb"):
         "db_nodes": DB_NODES,
         "mongodb_members": MEMBERS,
     }
+
+
+def topology_mock():
+    """``webstack_topology.node`` answering :func:`topology_node` (its ``engine`` as given)."""
+    return mock.MagicMock(side_effect=topology_node)
+
+
+def pymongo_module(mongod):
+    """What ``webstack_mongodb`` sees as ``pymongo``: ``mongod``'s client, pymongo's errors."""
+    return types.SimpleNamespace(MongoClient=mongod.client, errors=pymongo.errors)
 
 
 def initiated(mongod, members=MEMBERS):

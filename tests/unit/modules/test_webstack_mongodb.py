@@ -4,14 +4,20 @@ mongod of tests/support/fake_mongod.py (the states that use these functions:
 tests/unit/states/test_webstack_state.py).
 """
 
-import types
 from unittest import mock
 
 import pymongo.errors
 import pytest
 from salt.exceptions import CommandExecutionError
-from support.fake_mongod import APP_PASSWORD, MEMBERS, PASSWORD, READ_WRITE, FakeMongod, failure
-from support.fake_mongod import topology_node as _topology_node
+from support.fake_mongod import (
+    APP_PASSWORD,
+    MEMBERS,
+    PASSWORD,
+    READ_WRITE,
+    failure,
+    pymongo_module,
+    topology_mock,
+)
 from support.salt_modules import UTILS, functions, load
 
 mongodb = load("_modules", "webstack_mongodb")
@@ -19,14 +25,9 @@ webstack = load("_modules", "webstack")
 
 
 @pytest.fixture
-def mongod():
-    return FakeMongod()
-
-
-@pytest.fixture
 def configure_loader_modules(mongod):
-    node = mock.MagicMock(side_effect=_topology_node)
-    fake_pymongo = types.SimpleNamespace(MongoClient=mongod.client, errors=pymongo.errors)
+    node = topology_mock()
+    fake_pymongo = pymongo_module(mongod)
     pillar = {"webstack": {"secrets": {"mongodb_admin_password": PASSWORD}}}
     salt = {"webstack_topology.node": node, **functions(mongodb)}
     common = {"__salt__": salt, "__pillar__": pillar, "__grains__": {"id": "db1"}}

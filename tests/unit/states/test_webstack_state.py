@@ -25,6 +25,7 @@ from unittest import mock
 import pymongo.errors
 import pytest
 from salt.exceptions import CommandExecutionError
+from support.clock import fake_clock
 from support.fake_mongod import (
     APP_PASSWORD,
     MEMBERS,
@@ -34,17 +35,14 @@ from support.fake_mongod import (
     FakeMongod,
     failure,
     initiated,
+    pymongo_module,
+    topology_mock,
     topology_node,
 )
 from support.salt_modules import UTILS, functions, load
 
 mongodb = load("_modules", "webstack_mongodb")
 webstack_state = load("_states", "webstack")
-
-
-@pytest.fixture
-def mongod():
-    return FakeMongod()
 
 
 @pytest.fixture
@@ -61,8 +59,8 @@ def pillar():
 
 @pytest.fixture
 def configure_loader_modules(mongod, opts, pillar):
-    node = mock.MagicMock(side_effect=topology_node)
-    fake_pymongo = types.SimpleNamespace(MongoClient=mongod.client, errors=pymongo.errors)
+    node = topology_mock()
+    fake_pymongo = pymongo_module(mongod)
     module_salt = {"webstack_topology.node": node}
     state_salt = {
         "webstack_topology.node": node,
@@ -248,15 +246,7 @@ def test_other_engines_are_a_no_op(mongod):
 @pytest.fixture
 def clock():
     """A fake monotonic clock that time.sleep advances (the waits run instantly)."""
-    now = [1000.0]
-
-    def sleep(seconds):
-        now[0] += seconds
-
-    with (
-        mock.patch.object(mongodb.time, "monotonic", lambda: now[0]),
-        mock.patch.object(mongodb.time, "sleep", sleep),
-    ):
+    with fake_clock(mongodb.time, 1000.0) as now:
         yield now
 
 

@@ -2,6 +2,7 @@
 
 from unittest import mock
 
+from support.clock import fake_clock
 from support.salt_modules import UTILS_MODULES
 
 poll = UTILS_MODULES["webstack_poll"]
@@ -17,14 +18,6 @@ def test_until_stops_when_the_caller_succeeds():
 
 
 def test_until_gives_up_at_the_deadline():
-    now = [0.0]
-
-    def sleep(seconds):
-        now[0] += seconds
-
-    with (
-        mock.patch.object(poll.time, "monotonic", lambda: now[0]),
-        mock.patch.object(poll.time, "sleep", sleep),
-    ):
+    with fake_clock(poll.time):
         assert list(poll.until(3, 1)) == [0.0, 1.0, 2.0, 3.0]
         assert list(poll.until(0, 1)) == [0.0]
