@@ -21,7 +21,7 @@ import uuid
 import pymongo
 import pytest
 from support import loopback_postgres
-from webstack_app import create_app
+from support.app_factory import app_factory
 
 APP_DIR = pathlib.Path(__file__).resolve().parents[3] / "app"
 
@@ -199,16 +199,8 @@ def app_settings(ferretdb):
 @pytest.fixture(scope="session")
 def make_app(app_settings):
     """Build apps on the session's FerretDB (own database each); clients closed at the end."""
-    apps = []
-
-    def make(**overrides):
-        app = create_app(app_settings(**overrides))
-        apps.append(app)
-        return app
-
-    yield make
-    for app in apps:
-        app.extensions["webstack"].database.close()
+    with app_factory(app_settings) as make:
+        yield make
 
 
 @pytest.fixture

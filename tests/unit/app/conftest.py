@@ -3,7 +3,7 @@
 import pathlib
 
 import pytest
-from webstack_app import create_app
+from support.app_factory import app_factory
 
 APP_DIR = pathlib.Path(__file__).resolve().parents[3] / "app"
 
@@ -26,19 +26,9 @@ def app_dir():
 @pytest.fixture
 def make_app():
     """Build apps whose database is unreachable; extra settings override the defaults."""
-    apps = []
-
-    def make(**settings):
-        config = {"secret_key": SECRET, "node_name": "unit1", "node_address": "192.0.2.10"}
-        config.update(DEAD_DB)
-        config.update(settings)
-        app = create_app(config)
-        apps.append(app)
-        return app
-
-    yield make
-    for app in apps:
-        app.extensions["webstack"].database.close()
+    base = {"secret_key": SECRET, "node_name": "unit1", "node_address": "192.0.2.10", **DEAD_DB}
+    with app_factory(lambda **settings: {**base, **settings}) as make:
+        yield make
 
 
 @pytest.fixture
