@@ -6,32 +6,14 @@ captures.
 
 from unittest import mock
 
-import pytest
 from functional.modules import webstack_harness as harness
-from support.salt_modules import UTILS, load
+from support import vip_loader
 from support.webstack_nodes import lb_node as _node
 
-vip = load("_modules", "webstack_vip")
-
-
-@pytest.fixture
-def salt_mocks():
-    return {
-        "webstack_topology.node": mock.MagicMock(return_value=_node()),
-        "cmd.run_all": mock.MagicMock(),
-    }
-
-
-@pytest.fixture
-def configure_loader_modules(salt_mocks):
-    return {
-        vip: {
-            "__salt__": salt_mocks,
-            "__pillar__": {},
-            "__grains__": {"id": "lb1"},
-            "__utils__": UTILS,
-        }
-    }
+vip = vip_loader.vip
+# The loader's dunders for lb1 (fixtures of support.vip_loader).
+salt_mocks = vip_loader.salt_mocks
+configure_loader_modules = vip_loader.configure_loader_modules
 
 
 def test_vrrp_state_records(keepalived_capture):

@@ -6,34 +6,18 @@ from unittest import mock
 
 import pytest
 from salt.exceptions import CommandExecutionError
-from support.salt_modules import UTILS, load
+from support import vip_loader
 from support.webstack_nodes import lb_node
 
-vip = load("_modules", "webstack_vip")
+vip = vip_loader.vip
+# The loader's dunders for lb1 (fixtures of support.vip_loader).
+salt_mocks = vip_loader.salt_mocks
+configure_loader_modules = vip_loader.configure_loader_modules
+
 VIP = "10.99.1.100"
 ADDR = [{"ifname": "eth0", "addr_info": [{"local": "10.99.1.1", "prefixlen": 24},
                                          {"local": VIP, "prefixlen": 24}]}]  # fmt: skip
 ARPING = "Unicast reply from 10.99.1.100 [aa:00:00:00:00:01]  0.5ms\n"
-
-
-@pytest.fixture
-def salt_mocks():
-    return {
-        "webstack_topology.node": mock.MagicMock(return_value=lb_node()),
-        "cmd.run_all": mock.MagicMock(),
-    }
-
-
-@pytest.fixture
-def configure_loader_modules(salt_mocks):
-    return {
-        vip: {
-            "__salt__": salt_mocks,
-            "__pillar__": {},
-            "__grains__": {"id": "lb1"},
-            "__utils__": UTILS,
-        }
-    }
 
 
 def ok(stdout):
