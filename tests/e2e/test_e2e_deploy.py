@@ -6,16 +6,7 @@ import subprocess
 import time
 
 from e2e_lab import Load, config, lxc
-
-#: Per app node, in this order (salt/orch/deploy.sls): no node is touched before the previous one
-#: is back in service.
-STEPS = (
-    ("drain", "function"),
-    ("apply", "state"),
-    ("healthy", "function"),
-    ("seen-up", "function"),
-    ("ready", "function"),
-)
+from support.orch_deploy import STEPS
 
 
 def test_rolling_deploy_under_load_fails_no_request(healthy):

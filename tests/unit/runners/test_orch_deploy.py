@@ -15,6 +15,7 @@ import salt.state
 import salt.template
 import salt.utils.data
 import yaml
+from support.orch_deploy import STEPS
 from support.salt_modules import REPO, UTILS, load
 
 #: The runner the orchestration asks for the derived topology (the master has no custom modules).
@@ -22,14 +23,6 @@ runner = load("_runners", "webstack")
 
 SLS = REPO / "salt" / "orch" / "deploy.sls"
 LAB = yaml.safe_load((REPO / "topology" / "lab.yaml").read_text())
-#: Per app node, in order: (step, orchestration function) as in the state ids.
-STEPS = (
-    ("drain", "function"),
-    ("apply", "state"),
-    ("healthy", "function"),
-    ("seen-up", "function"),
-    ("ready", "function"),
-)
 NOTHING = "webstack-orch-deploy-nothing-test-fail_without_changes"
 
 
