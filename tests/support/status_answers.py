@@ -19,6 +19,27 @@ def server(status="UP", admin="ready"):
     }
 
 
+def full_return(name, roles, backends, services, vip, nodes=NODES, db_nodes=("db1",)):
+    """``name``'s ``webstack.status`` as ``full_return`` gives it, on a ferretdb topology."""
+    return {
+        "ret": {
+            "node": name,
+            "roles": roles,
+            "topology": {
+                "valid": True,
+                "nodes": nodes,
+                "db_nodes": list(db_nodes),
+                "db_engine": "ferretdb",
+                "vip": VIP,
+            },
+            "backends": backends,
+            "services": services,
+            "vip": vip,
+        },
+        "retcode": 0,
+    }
+
+
 def answer(name, roles, owner=False, vrrp="BACKUP", servers=None, db=None, app_ok=True):
     backends = {}
     if "lb" in roles:
@@ -48,29 +69,15 @@ def answer(name, roles, owner=False, vrrp="BACKUP", servers=None, db=None, app_o
             "healthy": True,
             "pg_isready": "accepting connections",
         }
-    return {
-        "ret": {
-            "node": name,
-            "roles": roles,
-            "topology": {
-                "valid": True,
-                "nodes": NODES,
-                "db_nodes": ["db1"],
-                "db_engine": "ferretdb",
-                "vip": VIP,
-            },
-            "backends": backends,
-            "services": {"haproxy": {"running": True, "enabled": True}} if "lb" in roles else {},
-            "vip": {
-                "vip": VIP,
-                "owner": owner,
-                "vrrp_state": vrrp if "lb" in roles else "UNKNOWN",
-                "priority": {"lb1": 200, "lb2": 190}.get(name),
-                "consistent": True,
-            },
-        },
-        "retcode": 0,
+    services = {"haproxy": {"running": True, "enabled": True}} if "lb" in roles else {}
+    vip = {
+        "vip": VIP,
+        "owner": owner,
+        "vrrp_state": vrrp if "lb" in roles else "UNKNOWN",
+        "priority": {"lb1": 200, "lb2": 190}.get(name),
+        "consistent": True,
     }
+    return full_return(name, roles, backends, services, vip)
 
 
 def cluster(**changes):

@@ -4,12 +4,12 @@ the db nodes answer with ``webstack_patroni.cluster`` views parsed from real Pat
 import json
 
 from support.salt_modules import REPO, UTILS_MODULES, load
+from support.status_answers import VIP, full_return
 
 verdict = UTILS_MODULES["webstack_verdict"]
 patroni = load("_modules", "webstack_patroni", "webstack_patroni_verdict")
 
 ANSWERS = REPO / "tests" / "unit" / "modules" / "patroni_answers"
-VIP = "10.77.0.100"
 DBS = ["db1", "db2", "db3"]
 NODES = ["lb1", "app1", *DBS]
 
@@ -22,23 +22,8 @@ def view(name, unreachable=None, source="db1"):
 
 
 def answer(name, roles, backends=None, owner=False):
-    return {
-        "ret": {
-            "node": name,
-            "roles": roles,
-            "topology": {
-                "valid": True,
-                "nodes": NODES,
-                "db_nodes": DBS,
-                "db_engine": "ferretdb",
-                "vip": VIP,
-            },
-            "backends": backends or {},
-            "services": {},
-            "vip": {"vip": VIP, "owner": owner, "vrrp_state": "MASTER" if owner else "BACKUP"},
-        },
-        "retcode": 0,
-    }
+    vip = {"vip": VIP, "owner": owner, "vrrp_state": "MASTER" if owner else "BACKUP"}
+    return full_return(name, roles, backends or {}, {}, vip, nodes=NODES, db_nodes=DBS)
 
 
 def returns(db_views):
