@@ -94,6 +94,15 @@ def script_args(machine, script):
     return words[words.index(f"bootstrap/{script}") + 1 :]
 
 
+def provision(upload, machine, script, root):
+    """Run the machine's upload's bootstrap/SCRIPT as its provisioner does, with ``--root root``
+    instead of ``--restart``; returns ``root``."""
+    root.mkdir()
+    args = [a for a in script_args(machine, script) if a != "--restart"]
+    subprocess.run([upload / "bootstrap" / script, "--root", root, *args], cwd=upload, check=True)
+    return root
+
+
 def test_no_address_is_typed_in_the_vagrantfile():
     text = (REPO / "Vagrantfile").read_text()
     assert re.findall(r"\b\d{1,3}(?:\.\d{1,3}){3}\b", text) == []
@@ -301,14 +310,7 @@ def test_the_uploads_provision_through_the_bootstrap_scripts(seeded, tmp_path):
     state, plan = seeded
     master, *nodes = plan["machines"]
     upload = state / "upload" / "master"
-    root = tmp_path / "master"
-    root.mkdir()
-    args = [a for a in script_args(master, "configure-master") if a != "--restart"]
-    subprocess.run(
-        [upload / "bootstrap" / "configure-master", "--root", root, *args],
-        cwd=upload,
-        check=True,
-    )
+    root = provision(upload, master, "configure-master", tmp_path / "master")
     accepted = sorted(p.name for p in (root / "etc/salt/pki/master/minions").iterdir())
     assert accepted == sorted(n["name"] for n in nodes)
     site = root / "srv/webstack-site"
@@ -318,14 +320,7 @@ def test_the_uploads_provision_through_the_bootstrap_scripts(seeded, tmp_path):
     assert conf["interface"] == master["address"] and conf["auto_accept"] is False
     for node in nodes:
         upload = state / "upload" / node["name"]
-        root = tmp_path / node["name"]
-        root.mkdir()
-        args = [a for a in script_args(node, "configure-minion") if a != "--restart"]
-        subprocess.run(
-            [upload / "bootstrap" / "configure-minion", "--root", root, *args],
-            cwd=upload,
-            check=True,
-        )
+        root = provision(upload, node, "configure-minion", tmp_path / node["name"])
         conf = yaml.safe_load((root / "etc/salt/minion.d/webstack.conf").read_text())
         assert (conf["id"], conf["master"]) == (node["name"], master["address"])
         master_pub = root / "etc/salt/pki/minion/minion_master.pub"
