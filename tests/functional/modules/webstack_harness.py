@@ -9,6 +9,7 @@ namespaces made here (10.99.x.0/24 exists only there). Every process, namespace 
 by ``close()``, which the fixtures call in their finalizers, whatever the test's outcome.
 """
 
+import contextlib
 import http.server
 import json
 import os
@@ -273,16 +274,14 @@ class Haproxy:
                 self.proc.wait(5)
 
 
-class HaproxyLab:
-    """Two backends (``app1``, ``app2``) on loopback behind a real haproxy."""
+class _Lab:
+    """A lab that ``close()`` takes down: a context manager, and a setup that fails half-way
+    (``with self._closed_on_failure():``) takes down what it made, then raises."""
 
-    def __init__(self, root, names=("app1", "app2")):
-        self.backends = {}
-        self.haproxy = None
+    @contextlib.contextmanager
+    def _closed_on_failure(self):
         try:
-            self.backends = {name: Backend(name).start() for name in names}
-            ports = {name: backend.port for name, backend in self.backends.items()}
-            self.haproxy = Haproxy(root, ports).start()
+            yield
         except BaseException:
             self.close()
             raise
@@ -292,6 +291,18 @@ class HaproxyLab:
 
     def __exit__(self, *exc_info):
         self.close()
+
+
+class HaproxyLab(_Lab):
+    """Two backends (``app1``, ``app2``) on loopback behind a real haproxy."""
+
+    def __init__(self, root, names=("app1", "app2")):
+        self.backends = {}
+        self.haproxy = None
+        with self._closed_on_failure():
+            self.backends = {name: Backend(name).start() for name in names}
+            ports = {name: backend.port for name, backend in self.backends.items()}
+            self.haproxy = Haproxy(root, ports).start()
 
     def wait_status(self, server, prefix, timeout=10):
         wait_for(
@@ -341,7 +352,7 @@ def _ip(*args, check=True):
     return subprocess.run(["ip", *args], check=check, capture_output=True, text=True)
 
 
-class VrrpLab:
+class VrrpLab(_Lab):
     """
     ``count`` (1 or 2) keepalived instances, each in a network namespace of its own, joined by a
     veth pair (one node: both ends in its namespace). Names are unique per lab; ``close()``
@@ -369,19 +380,10 @@ class VrrpLab:
             node["state_file"] = node["dir"] / "vrrp.json"
             self.nodes.append(node)
         self._made = []
-        try:
+        with self._closed_on_failure():
             self._network()
             for node in self.nodes:
                 self._write_config(node, advert_int, version)
-        except BaseException:
-            self.close()
-            raise
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc_info):
-        self.close()
 
     def _network(self):
         for node in self.nodes:
