@@ -6,39 +6,28 @@ for the little that must move when three nodes share one host).
 
 It proves what no render test can: the configs bootstrap a cluster with a synchronous standby;
 ``webstack_patroni`` (module and states) reads and judges it over real HTTP; a killed leader is
-replaced by its synchronous standby within the issue's 30 s with every committed row; the killed
+replaced by its synchronous standby within 30 s with every committed row; the killed
 node rejoins as a replica. Each wait is bounded.
 """
 
-import importlib.util
 import json
 import os
 import re
 import socket
 import subprocess
-import sys
 import time
 
 import bson
 import pymongo
 import pytest
-from support.patroni_cluster import LoopbackCluster, missing_tools, port_free
-from support.salt_modules import UTILS
-from support.state_tree import REPO, SECRETS, ferretdb_binary, make_topology
-
-sys.path.insert(0, str(REPO / "lab"))
 from labkit.writes import PacedWrites, WriteFailed
+from support.patroni_cluster import LoopbackCluster, missing_tools, port_free
+from support.salt_modules import UTILS, load
+from support.state_tree import SECRETS, ferretdb_binary, make_topology
 
 CIDR = "127.0.80.0/24"
-FAILOVER_BOUND = 30.0  # the issue's bound for a new primary after the old one is killed
+FAILOVER_BOUND = 30.0  # the bound for a new primary after the old one is killed
 ROWS = 200
-
-
-def load(kind, name, alias):
-    spec = importlib.util.spec_from_file_location(alias, REPO / kind / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 topology_module = load("_modules", "webstack_topology", "webstack_topology_patroni_fn")

@@ -21,6 +21,7 @@ from support.salt_modules import load
 from support.state_tree import REPO
 
 topo = load("_modules", "webstack_topology")
+rules = load("_utils", "webstack_topology_rules")
 
 SHIPPED = sorted((REPO / "topology").glob("*.yaml"))
 SEED = yaml.safe_load((REPO / "topology" / "seed.yaml").read_text())
@@ -196,7 +197,7 @@ def test_a_bad_topology_fails_validation_naming_the_key(vagrant, tmp_path, case)
     change, message = BAD[case]
     topology = copy.deepcopy(SEED)
     change(topology)
-    expected = topo._errors(topology)
+    expected = rules.problems(topology)
     assert expected, "the case must be invalid by the project's own rules"
     path = write_topology(tmp_path, topology)
     proc, plan = vagrant(path)
@@ -234,7 +235,7 @@ def test_without_pyyaml_the_topology_reaches_the_cli_as_json(vagrant, tmp_path):
 def test_what_only_vms_need_is_checked_too(vagrant, tmp_path, change, message):
     topology = copy.deepcopy(SEED)
     change(topology)
-    assert topo._errors(topology) == []
+    assert rules.problems(topology) == []
     proc, _ = vagrant(write_topology(tmp_path, topology))
     assert proc.returncode != 0
     assert message in proc.stderr

@@ -1,6 +1,5 @@
 """Unit tests of the pure topology rules in _modules/webstack_topology.py (no Salt needed)."""
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -10,11 +9,7 @@ import yaml
 from support.salt_modules import load
 from support.state_tree import REPO, SECRETS, make_topology
 
-SPEC = importlib.util.spec_from_file_location(
-    "webstack_topology", REPO / "_modules" / "webstack_topology.py"
-)
-topo = importlib.util.module_from_spec(SPEC)
-SPEC.loader.exec_module(topo)
+topo = load("_modules", "webstack_topology")
 #: The rules, as Salt's loader serves them (``__utils__["webstack_topology.problems"]``).
 problems = load("_utils", "webstack_topology").problems
 

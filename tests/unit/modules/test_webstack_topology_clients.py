@@ -1,16 +1,10 @@
 """The topology's ``clients`` key: who may reach app nodes directly, who is never throttled."""
 
-import importlib.util
-
 import pytest
 from support.salt_modules import load
-from support.state_tree import REPO, make_topology
+from support.state_tree import make_topology
 
-SPEC = importlib.util.spec_from_file_location(
-    "webstack_topology", REPO / "_modules" / "webstack_topology.py"
-)
-topo = importlib.util.module_from_spec(SPEC)
-SPEC.loader.exec_module(topo)
+topo = load("_modules", "webstack_topology")
 #: The rules, as Salt's loader serves them (``__utils__["webstack_topology.problems"]``).
 problems = load("_utils", "webstack_topology").problems
 

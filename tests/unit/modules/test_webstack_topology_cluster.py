@@ -1,7 +1,6 @@
 """Unit tests of the db-cluster rules of _modules/webstack_topology.py (engine ferretdb, 3+ db
 nodes: Patroni + etcd), and of what derive()/node() give the states for it."""
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -11,11 +10,7 @@ import yaml
 from support.salt_modules import load
 from support.state_tree import REPO, SECRETS, make_topology
 
-SPEC = importlib.util.spec_from_file_location(
-    "webstack_topology_cluster", REPO / "_modules" / "webstack_topology.py"
-)
-topo = importlib.util.module_from_spec(SPEC)
-SPEC.loader.exec_module(topo)
+topo = load("_modules", "webstack_topology")
 #: The rules, as Salt's loader serves them (``__utils__["webstack_topology.problems"]``).
 problems = load("_utils", "webstack_topology").problems
 
