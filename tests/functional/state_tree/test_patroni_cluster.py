@@ -43,7 +43,8 @@ def patroni_module(topology, node_name):
 
 
 def patroni_states(module, test=False):
-    states = load("_states", "webstack_patroni", "webstack_patroni_states_fn")
+    # One module object per mode: load() imports a file once per alias, and __opts__ is per object.
+    states = load("_states", "webstack_patroni", f"webstack_patroni_states_fn_test_{test}")
     states.__salt__ = {
         f"webstack_patroni.{f}": getattr(module, f)
         for f in ("cluster", "config", "config_diff", "patch_config", "wait_member_running")
