@@ -61,11 +61,6 @@ webstack-db-patroni-config-file-managed:
     - context:
         node: {{ webstack.node | tojson }}
         patroni: {{ patroni | tojson }}
-        passwords:
-          rest: {{ webstack.secrets.patroni_rest_password | tojson }}
-          superuser: {{ webstack.secrets.postgres_superuser_password | tojson }}
-          replication: {{ webstack.secrets.postgres_replication_password | tojson }}
-          rewind: {{ webstack.secrets.postgres_rewind_password | tojson }}
     - user: root
     - group: postgres
     - mode: '0640'

@@ -35,7 +35,6 @@ webstack-lb-haproxy-config-file-managed:
     - context:
         node: {{ webstack.node | tojson }}
         haproxy: {{ haproxy | tojson }}
-        stats_password: {{ webstack.secrets.stats_password | tojson }}
     # Proven by haproxy itself before it replaces the live file.
     - check_cmd: /usr/sbin/haproxy -c -q -f
     - require:
