@@ -20,6 +20,9 @@ LXCPATH = STATE / "lxc"  # always absolute: a relative lxcpath fails with "Faile
 STATE_FILE = STATE / "lab.json"
 SITE = REPO / ".lab" / "site"  # git-ignored; mounted read-only at /srv/webstack-site on the master
 MASTER_NAME = "master"
+#: The site CA's certificate (public), copied out of the master after it is made: the file to
+#: pass to `curl --cacert` or a browser for https://<VIP>/.
+CA_FILE = REPO / ".lab" / "ca.crt"
 DEFAULT_TOPOLOGY = REPO / "topology" / "lab.yaml"
 SUITE = "bookworm"
 
