@@ -22,7 +22,8 @@ CLIENT_KEYS = ("direct_app_access", "unlimited")
 
 #: Ports every node agrees on. Any of them can be overridden in the topology's ``ports`` mapping.
 DEFAULT_PORTS = {
-    "frontend": 80,  # haproxy on the VIP
+    "frontend": 80,  # haproxy on the VIP (redirects to https unless told otherwise)
+    "https": 443,  # haproxy on the VIP, TLS
     "stats": 8404,  # haproxy stats page + Prometheus exporter, on each lb's own address
     "app": 80,  # nginx on each app node's own address
     "postgresql": 5432,

@@ -59,7 +59,7 @@ def cmd_up(args):
             cluster.check_tree()
             sitedir.ensure(lab)
         with step("minion keys"):
-            pairs = pki.ensure([config.MASTER_NAME, *(n.name for n in lab.nodes)], tmpl)
+            pairs = pki.ensure([config.MASTER_NAME, *lab.minions], tmpl)
         with step("containers"):
             cluster.ensure_containers(lab, tmpl, pairs)
             for old in template.prune(tmpl):
