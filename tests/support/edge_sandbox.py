@@ -32,6 +32,7 @@ import pathlib
 import signal
 import socket
 import socketserver
+import ssl
 import subprocess
 import sys
 import threading
@@ -110,6 +111,10 @@ class EdgeSandbox:
 
 
 # --------------------------------------------------------------------------- driver side
+
+
+#: How the driver's clients reach a TLS host (the VIP): set by ``op_tls``.
+_TLS = {}
 
 
 def _run(*cmd):
@@ -455,10 +460,28 @@ class Driver:
 
     # -- clients
 
+    def op_tls(self, ca, hosts):
+        """Requests to ``hosts`` (the VIP) go over https to port 443, verified against ``ca``,
+        unless a request names its port."""
+        _TLS.update(context=ssl.create_default_context(cafile=ca), hosts=set(hosts))
+        return True
+
     @staticmethod
-    def _http(source, host, port=80, method="GET", path="/", headers=None, body=None, timeout=10):
+    def _http(source, host, port=None, method="GET", path="/", headers=None, body=None, timeout=10):
         started = time.monotonic()
-        conn = http.client.HTTPConnection(host, port, timeout=timeout, source_address=(source, 0))
+        tls = port in (None, 443) and host in _TLS.get("hosts", ())
+        port = port or (443 if tls else 80)
+        try:
+            if tls:
+                conn = http.client.HTTPSConnection(
+                    host, port, timeout=timeout, source_address=(source, 0), context=_TLS["context"]
+                )
+            else:
+                conn = http.client.HTTPConnection(
+                    host, port, timeout=timeout, source_address=(source, 0)
+                )
+        except OSError as exc:
+            return {"status": None, "error": f"{type(exc).__name__}: {exc}"}
         try:
             conn.putrequest(method, path, skip_accept_encoding=True)
             for name, value in (headers or {}).items():

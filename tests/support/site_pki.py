@@ -44,7 +44,7 @@ class SitePki:
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
         self._key = ec.generate_private_key(ec.SECP256R1())
-        now = datetime.datetime.now(datetime.timezone.utc)
+        now = datetime.datetime.now(datetime.UTC)
         self._cert = (
             x509.CertificateBuilder()
             .subject_name(_name(name))
@@ -62,7 +62,7 @@ class SitePki:
     def issue(self, common_name, addresses=("127.0.0.1",), days=30):
         """A key and certificate for ``common_name`` naming ``addresses`` (IP) and the name."""
         key = ec.generate_private_key(ec.SECP256R1())
-        now = datetime.datetime.now(datetime.timezone.utc)
+        now = datetime.datetime.now(datetime.UTC)
         names = [x509.DNSName(common_name)] + [
             x509.IPAddress(ipaddress.ip_address(a)) for a in addresses
         ]

@@ -79,6 +79,7 @@ def rendered(state_tree, topology):
     return {
         "haproxy": tree.rendered_files("lb1")["/etc/haproxy/haproxy.cfg"][0],
         "nginx": tree.rendered_files("app1")["/etc/nginx/sites-available/webstack"][0],
+        "ca": str(tree.pki.ca),
     }
 
 
@@ -98,6 +99,8 @@ def lb(sandbox, rendered, nodes):
     for name in ("app1", "app2"):
         sandbox.call("backend_start", name=name, address=nodes[name])
     sandbox.call("haproxy_start", config=rendered["haproxy"])
+    # Clients reach the VIP over https (verified against the site CA), as users do.
+    sandbox.call("tls", ca=rendered["ca"], hosts=[nodes["vip"]])
     sandbox.call("haproxy_wait", status="UP", servers=["app1", "app2"])
     sandbox.call("backend_hits", reset=True)
     yield sandbox
@@ -153,6 +156,17 @@ def test_app_503s_reach_one_backend_once_and_mark_no_server_down(lb, nodes):
         assert after[name]["chkdown"] == before[name]["chkdown"], (before[name], after[name])
     db_hits = hits(lb, "/db")
     assert sum(db_hits.values()) == 200, db_hits  # no 503 was retried
+
+
+def test_plain_http_on_the_vip_is_redirected_to_https_and_nothing_reaches_the_app(lb, nodes):
+    answer = request(lb, CLIENTS[19], nodes["vip"], path="/api/notes?limit=1", port=80)
+    assert answer["status"] == 308, answer
+    assert answer["headers"]["location"] == f"https://{nodes['vip']}/api/notes?limit=1"
+    assert sum(hits(lb, "/api/notes").values()) == 0
+    secure = request(lb, CLIENTS[19], nodes["vip"])
+    assert secure["status"] == 200, secure
+    # HSTS is opt-in (it pins browsers to https for max-age).
+    assert "strict-transport-security" not in secure["headers"]
 
 
 def test_a_refused_connection_is_retried_on_the_other_server(lb, nodes):
