@@ -19,9 +19,11 @@ DEFAULTS = {
         "ca_cert": "/etc/webstack/pki/ca.crt",
         "key": "/etc/webstack/pki/node.key",
         "cert": "/etc/webstack/pki/node.crt",
+        "ca": {"cert": "/etc/pki/webstack-ca/ca.crt"},
     },
     "lb": {
         "haproxy": {
+            "tls": {"dir": "/etc/haproxy/tls"},
             "service": "haproxy",
             "admin_socket": "/run/haproxy/admin.sock",
             "server_state_file": "/var/lib/haproxy/server-state",
