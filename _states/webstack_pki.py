@@ -41,6 +41,8 @@ def _published(ca_server, mine_function):
     if not isinstance(entries, dict) or len(entries) != 1:
         return None
     pem = next(iter(entries.values()))
+    if isinstance(pem, bytes):
+        pem = pem.decode("ascii", "replace")
     if not isinstance(pem, str) or not pem.strip().startswith(_PEM_HEAD):
         return None
     return pem.strip() + "\n"

@@ -90,9 +90,12 @@ def derive(topology):
         # The lbs as sources (nginx believes their X-Forwarded-For), and the app nodes as the
         # lbs' haproxy servers (nginx on each app node's own address).
         "lb_sources": [f"{n['address']}/32" for n in lbs],
+        # haproxy reaches them over TLS, each proving itself to the other with its certificate.
         "app_servers": [
-            {"name": n["name"], "address": f"{n['address']}:{ports['app']}"} for n in apps
+            {"name": n["name"], "address": f"{n['address']}:{ports['app_tls']}"} for n in apps
         ],
+        # The client certificates nginx's TLS listener admits: the lbs' (by their names).
+        "lb_names": [n["name"] for n in lbs],
         "client_limits_exempt": _rules.client_sources(topology, "unlimited"),
         "db_nodes": db_nodes,
         "db_cluster": db_cluster,

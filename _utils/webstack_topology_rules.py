@@ -25,7 +25,8 @@ DEFAULT_PORTS = {
     "frontend": 80,  # haproxy on the VIP (redirects to https unless told otherwise)
     "https": 443,  # haproxy on the VIP, TLS
     "stats": 8404,  # haproxy stats page + Prometheus exporter, on each lb's own address
-    "app": 80,  # nginx on each app node's own address
+    "app": 80,  # nginx on each app node's own address (direct access, allowlisted)
+    "app_tls": 8443,  # nginx for the lbs: TLS, an lb's site-CA client certificate required
     "postgresql": 5432,
     "mongodb": 27017,
     "ferretdb": 27017,  # the sidecar, on 127.0.0.1 of each app node

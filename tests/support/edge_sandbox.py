@@ -201,11 +201,29 @@ class _Served:
             self.server = None
 
 
-class _Backend(_Served):
-    """A fake app node behind haproxy: /healthz, /api/whoami, /db (503); hits per path."""
+def _server_context(tls):
+    """A server context presenting ``tls["cert"]``/``tls["key"]`` and requiring a client
+    certificate of ``tls["ca"]`` (as the app nodes' nginx requires the lbs')."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tls["cert"], tls["key"])
+    context.load_verify_locations(tls["ca"])
+    context.verify_mode = ssl.CERT_REQUIRED
+    return context
 
-    def __init__(self, name, address, port):
-        self.name, self.address, self.port = name, address, port
+
+def _client_context(tls):
+    context = ssl.create_default_context(cafile=tls["ca"])
+    if tls.get("cert"):
+        context.load_cert_chain(tls["cert"], tls["key"])
+    return context
+
+
+class _Backend(_Served):
+    """A fake app node behind haproxy: /healthz, /api/whoami, /db (503); hits per path. With
+    ``tls``, over TLS requiring a client certificate (haproxy's); the answer names its CN."""
+
+    def __init__(self, name, address, port, tls=None):
+        self.name, self.address, self.port, self.tls = name, address, port, tls
         self.hits = collections.Counter()
         self.lock = threading.Lock()
 
@@ -239,7 +257,10 @@ class _Backend(_Served):
 
             do_HEAD = do_GET
 
-        return _TCPHTTPServer((self.address, self.port), Handler)
+        server = _TCPHTTPServer((self.address, self.port), Handler)
+        if self.tls:
+            server.socket = _server_context(self.tls).wrap_socket(server.socket, server_side=True)
+        return server
 
 
 class _TCPHTTPServer(http.server.ThreadingHTTPServer):
@@ -327,9 +348,9 @@ class Driver:
 
     # -- fake app backends
 
-    def op_backend_start(self, name, address=None, port=80):
+    def op_backend_start(self, name, address=None, port=80, tls=None):
         if name not in self.backends:
-            self.backends[name] = _Backend(name, address, port)
+            self.backends[name] = _Backend(name, address, port, tls)
         self.backends[name].start()
         return True
 
@@ -467,14 +488,27 @@ class Driver:
         return True
 
     @staticmethod
-    def _http(source, host, port=None, method="GET", path="/", headers=None, body=None, timeout=10):
+    def _http(
+        source,
+        host,
+        port=None,
+        method="GET",
+        path="/",
+        headers=None,
+        body=None,
+        timeout=10,
+        tls=None,
+    ):
+        """One request; over TLS to a host registered by ``op_tls``, or with ``tls`` (``{ca,
+        cert, key}``: this client's certificate) to any."""
         started = time.monotonic()
-        tls = port in (None, 443) and host in _TLS.get("hosts", ())
-        port = port or (443 if tls else 80)
+        to_vip = tls is None and port in (None, 443) and host in _TLS.get("hosts", ())
+        port = port or (443 if to_vip else 80)
         try:
-            if tls:
+            if to_vip or tls:
+                context = _TLS["context"] if to_vip else _client_context(tls)
                 conn = http.client.HTTPSConnection(
-                    host, port, timeout=timeout, source_address=(source, 0), context=_TLS["context"]
+                    host, port, timeout=timeout, source_address=(source, 0), context=context
                 )
             else:
                 conn = http.client.HTTPConnection(

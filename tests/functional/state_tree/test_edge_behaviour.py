@@ -80,7 +80,14 @@ def rendered(state_tree, topology):
         "haproxy": tree.rendered_files("lb1")["/etc/haproxy/haproxy.cfg"][0],
         "nginx": tree.rendered_files("app1")["/etc/nginx/sites-available/webstack"][0],
         "ca": str(tree.pki.ca),
+        "pki": tree.pki,
     }
+
+
+def identity(rendered, name, address):
+    """``{ca, cert, key}`` of a site-CA certificate for ``name`` at ``address``."""
+    issued = rendered["pki"].issue(name, addresses=(address,))
+    return {"ca": rendered["ca"], "cert": str(issued.cert), "key": str(issued.key)}
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +104,9 @@ def lb(sandbox, rendered, nodes):
     sandbox.call("nginx_stop")
     sandbox.call("gunicorn_stop")
     for name in ("app1", "app2"):
-        sandbox.call("backend_start", name=name, address=nodes[name])
+        # As nginx does: TLS with the app node's own certificate, haproxy's required.
+        tls = identity(rendered, name, nodes[name])
+        sandbox.call("backend_start", name=name, address=nodes[name], port=8443, tls=tls)
     sandbox.call("haproxy_start", config=rendered["haproxy"])
     # Clients reach the VIP over https (verified against the site CA), as users do.
     sandbox.call("tls", ca=rendered["ca"], hosts=[nodes["vip"]])
@@ -279,6 +288,25 @@ def test_no_request_id_gets_one_from_haproxy(lb, nodes):
 
 
 # --------------------------------------------------------------------------- nginx
+
+
+def test_nginx_s_tls_listener_admits_only_an_lb_s_certificate(app_node, nodes, rendered):
+    """Port app_tls (the lbs' way in): no certificate -> 400, a site certificate that is not an
+    lb's -> 403, an lb's -> 200; all JSON, none reaching the app but the last."""
+    before = app_node.call("gunicorn_hits")
+    bare = {"ca": rendered["ca"]}
+    answer = request(app_node, nodes["lb1"], nodes["app1"], port=8443, tls=bare)
+    assert answer["status"] == 400 and json_of(answer)["error"] == "bad_request", answer
+    app2 = identity(rendered, "app2", nodes["app2"])
+    answer = request(app_node, nodes["app2"], nodes["app1"], port=8443, tls=app2)
+    assert answer["status"] == 403 and json_of(answer)["error"] == "forbidden", answer
+    assert app_node.call("gunicorn_hits") == before
+    lb1 = identity(rendered, "lb1", nodes["lb1"])
+    answer = request(app_node, nodes["lb1"], nodes["app1"], port=8443, tls=lb1)
+    assert answer["status"] == 200, answer
+    # Even an lb's certificate is refused from an address that may not connect at all.
+    answer = request(app_node, STRANGER, nodes["app1"], port=8443, tls=lb1)
+    assert answer["status"] == 403, answer
 
 
 def test_nginx_refuses_a_source_that_is_not_allowed(app_node, nodes):
