@@ -94,7 +94,9 @@ class StateTree:
         # address of the topology, so configs that load it (haproxy -c) and the edge sandbox's
         # TLS clients meet a real one.
         self.pki = SitePki(self.base / "pki")
-        identity = self.pki.issue("node", addresses=_addresses(topology))
+        # (127.0.0.1 too: the loopback Patroni cluster's etcd members connect from it, and etcd
+        # checks a peer's address against its certificate.)
+        identity = self.pki.issue("node", addresses=[*_addresses(topology), "127.0.0.1"])
         local = {
             "ferretdb": {"source": "salt://ferretdb/ferretdb"},
             "pki": {
@@ -105,6 +107,7 @@ class StateTree:
             },
         }
         local.update(lookup or {})
+        self.lookup = local
         (site / "webstack_local.sls").write_text(yaml.safe_dump({"webstack": {"lookup": local}}))
         os.symlink(ferretdb_binary(), site / "files" / "ferretdb" / "ferretdb")
         self.site = site
