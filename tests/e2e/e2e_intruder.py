@@ -228,7 +228,7 @@ class Intruder:
         """A libpq connection attempt (the host's psql, no password): psql's error text."""
         conninfo = (
             f"host={host} port={port} user={user} dbname={dbname} sslmode={sslmode}"
-            f" connect_timeout=5{' replication=database' if replication else ''}"
+            f" connect_timeout=5{' replication=true' if replication else ''}"
         )
         proc = self.host_tool(
             PSQL,
