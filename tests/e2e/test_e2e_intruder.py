@@ -383,6 +383,16 @@ def test_forged_vrrp_adverts_do_not_take_the_vip(ha_lab, intruder, unharmed):
             failures.append(f"{lb}: keepalived did not log {dropped!r}; its lines: {lines}")
         if re.search(rf"advert from {re.escape(intruder.address)} with higher priority", text):
             failures.append(f"{lb}: keepalived took the forged advert as a master's")
+        # Dropped adverts still count: a master that resets its advert timer on every packet it
+        # reads sends none while flooded, and its backup takes over (for a moment, a split).
+        flips = [
+            line
+            for line in text.splitlines()
+            if re.search(r"Entering (MASTER|BACKUP|FAULT) STATE", line)
+            or "forcing new election" in line
+        ]
+        if flips:
+            failures.append(f"{lb}: VRRP state changes during the forged adverts: {flips[:4]}")
     views = {lb: lab.salt(lb, "webstack.vip_owner").get(lb) for lb in lbs}
     owners = sorted(m for m, v in views.items() if isinstance(v, dict) and v.get("owner"))
     if owners != [holder]:
