@@ -332,6 +332,14 @@ def test_the_search_finds_a_secret_sent_in_clear(tmp_path):
     assert not found["raw"]["raw"]
 
 
+def test_a_secret_is_found_in_base64_wherever_it_starts():
+    secret = "0123456789abcdefXYZ"
+    for prefix in ("", "u:", "ab:", "user:", "admin:"):
+        for suffix in ("", "!", "!!"):
+            encoded = base64.b64encode(f"{prefix}{secret}{suffix}".encode())
+            assert any(form in encoded for form in b64_forms(secret)), (prefix, suffix)
+
+
 def _frame(payload):
     """An Ethernet/IPv4/TCP frame from 10.0.0.1:40000 to 10.0.0.2:80 (checksums left zero)."""
     tcp = struct.pack("!HHIIBBHHH", 40000, 80, 0, 0, 5 << 4, 0x18, 1024, 0, 0) + payload
