@@ -31,7 +31,7 @@ from e2e_intruder import (
     notes_page,
     patroni_key,
 )
-from e2e_lab import REPO, config
+from e2e_lab import REPO, config, wait_until
 
 HA_TOPOLOGY = REPO / "topology" / "lab-ha-db.yaml"
 #: Forged adverts are sent at least this long (keepalived's master-down interval is ~3 adverts).
@@ -65,7 +65,11 @@ class Unharmed:
 
     def __init__(self, lab):
         self.lab = lab
-        lab.wait_healthy(timeout=120)  # an earlier attack that got through must not count here
+        # An earlier attack that got through must not count against this one.
+        lab.wait_healthy(timeout=120)
+        wait_until(
+            lambda: lab.status()[0] == 0, 90, interval=3, what="webstack.status to exit 0 before"
+        )
         self.holder = lab.vip_owner()
         self.notes = notes_page(lab)
 
@@ -201,11 +205,16 @@ SSLMODES = (("disable", "no encryption"), ("require", "SSL encryption"))
 
 
 def _pg_refusal(address, user, database, replication, encryption):
+    """PostgreSQL's FATAL for a host pg_hba does not admit: no row for it, or a reject row."""
+    host = rf'host "{re.escape(address)}", user "{re.escape(user)}"'
     if replication:
-        where = rf'replication connection from host "{re.escape(address)}", user "{user}"'
+        no_entry = rf"no pg_hba\.conf entry for replication connection from {host}"
+        rejected = rf"pg_hba\.conf rejects replication connection for {host}"
     else:
-        where = rf'host "{re.escape(address)}", user "{user}", database "{database}"'
-    return re.compile(rf"FATAL:  no pg_hba\.conf entry for {where}, {encryption}")
+        host += rf', database "{re.escape(database)}"'
+        no_entry = rf"no pg_hba\.conf entry for {host}"
+        rejected = rf"pg_hba\.conf rejects connection for {host}"
+    return re.compile(rf"FATAL:  (?:{no_entry}|{rejected}), {encryption}")
 
 
 def _patroni_users():
