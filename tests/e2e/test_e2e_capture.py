@@ -22,9 +22,9 @@ from collections import Counter, defaultdict
 import pytest
 import yaml
 from e2e_clients import SECRETS, Stats
-from e2e_lab import REPO, config, http_get, http_post_json, lxc, wait_until
+from e2e_intruder import three_db_lab
+from e2e_lab import config, http_get, http_post_json, lxc, wait_until
 
-HA_TOPOLOGY = REPO / "topology" / "lab-ha-db.yaml"
 #: Shorter values (none in a generated secrets file) would match by chance.
 MIN_SECRET_LENGTH = 8
 #: A capture is bounded: tcpdump stops by itself after this long whatever happens to the test.
@@ -34,10 +34,7 @@ MAX_CAPTURE_SECONDS = 900
 @pytest.fixture(scope="module")
 def ha_lab(lab, switch_topology):
     """The three-db lab (the running one when it has three db nodes, else rebuilt with them)."""
-    if len(lab.dbs) < 3:
-        lab = switch_topology(HA_TOPOLOGY)
-    lab.wait_healthy(timeout=300)
-    return lab
+    return three_db_lab(lab, switch_topology)
 
 
 # --------------------------------------------------------------------------------------------------
