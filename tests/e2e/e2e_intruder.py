@@ -350,27 +350,5 @@ def patroni_key(lab, name):
     return f"{PATRONI_NAMESPACE}{lab.lab.derived['db_cluster']['scope']}/{name}"
 
 
-# --------------------------------------------------------------------------------------------------
-# The three-db lab both attack modules run on
-# --------------------------------------------------------------------------------------------------
-
-THREE_DB_TOPOLOGY = REPO / "topology" / "lab-ha-db.yaml"
-
-
-def three_db_lab(lab, switch_topology):
-    """The running lab when it has three db nodes, else the lab rebuilt with them.
-
-    The running lab as it is now, not the session's first handle (``lab``): an earlier module may
-    have switched the topology already, and a second switch would rebuild it for nothing.
-    """
-    from e2e_lab import Lab
-
-    current = Lab()
-    if len(current.dbs) < 3:
-        current = switch_topology(THREE_DB_TOPOLOGY)
-    current.wait_healthy(timeout=300)
-    return current
-
-
 if __name__ == "__main__":
     sys.exit(main(sys.argv))

@@ -20,22 +20,14 @@ import urllib.parse
 import uuid
 from collections import Counter, defaultdict
 
-import pytest
 import yaml
 from e2e_clients import SECRETS, Stats
-from e2e_intruder import three_db_lab
 from e2e_lab import config, http_post_json, lxc, wait_until
 
 #: Shorter values (none in a generated secrets file) would match by chance.
 MIN_SECRET_LENGTH = 8
 #: A capture is bounded: tcpdump stops by itself after this long whatever happens to the test.
 MAX_CAPTURE_SECONDS = 900
-
-
-@pytest.fixture(scope="module")
-def ha_lab(lab, switch_topology):
-    """The three-db lab (the running one when it has three db nodes, else rebuilt with them)."""
-    return three_db_lab(lab, switch_topology)
 
 
 # --------------------------------------------------------------------------------------------------

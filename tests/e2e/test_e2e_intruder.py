@@ -30,19 +30,12 @@ from e2e_intruder import (
     in_node,
     notes_page,
     patroni_key,
-    three_db_lab,
 )
 from e2e_lab import REPO, config, wait_until
 
 #: Forged adverts are sent at least this long (keepalived's master-down interval is ~3 adverts).
 VRRP_ATTACK_SECONDS = 6.0
 RANDOM_USER = f"intruder_{uuid.uuid4().hex[:8]}"
-
-
-@pytest.fixture(scope="module")
-def ha_lab(lab, switch_topology):
-    """The three-db lab (the running one when it has three db nodes, else rebuilt with them)."""
-    return three_db_lab(lab, switch_topology)
 
 
 @pytest.fixture(scope="module")

@@ -34,23 +34,6 @@ PKI = "/etc/webstack/pki/"
 RESULTS = REPO / ".lab" / "e2e-patroni.json"
 
 
-HA_TOPOLOGY = REPO / "topology" / "lab-ha-db.yaml"
-
-
-@pytest.fixture(scope="module")
-def ha_lab(lab, switch_topology):
-    """The lab rebuilt from bare containers with three db nodes (unless it already has them).
-
-    A rebuild, not a converge: a single PostgreSQL holding data does not turn into a Patroni
-    member by itself (the db role refuses to drop a cluster with data in it).
-    """
-    if len(lab.dbs) >= 3:
-        return lab
-    handle = switch_topology(HA_TOPOLOGY)
-    handle.wait_healthy(timeout=300)
-    return handle
-
-
 @pytest.fixture
 def healthy(ha_lab):
     ha_lab.wait_healthy(timeout=120)
