@@ -7,6 +7,11 @@ every node. Salt's documented way is the mine (``x509.get_pem_entries`` on the C
 state waits for it there: on a first converge every minion applies at once, and the nodes must
 not fail because the CA minion has not finished making the CA yet.
 
+``signing_policies_loaded`` (on the CA minion) makes the minion's running process load its pillar
+again: the CA signs with the policies of the pillar it holds in memory, which a state run's
+fresh pillar does not replace; without it a node added to the topology would be refused until
+the CA minion restarts.
+
 .. code-block:: yaml
 
     site CA certificate:
@@ -107,4 +112,25 @@ def ca_certificate(name, ca_server, mine_function="webstack_ca", timeout=300, in
     _write(name, pem, 0o644)
     ret.update(result=True, comment=f"{name}: the site CA's certificate written")
     ret["changes"] = {"new": name}
+    return ret
+
+
+def signing_policies_loaded(name):
+    """
+    Load this (CA) minion's pillar into its running process, so that the x509 signing policies
+    it signs with are the topology's current ones (one per node). Changes nothing on the system:
+    reported as no change.
+
+    name
+        A label (the topology's name).
+    """
+    ret = {"name": name, "result": True, "changes": {}, "comment": ""}
+    if __opts__["test"]:
+        ret["comment"] = "the signing policies would be reloaded from pillar"
+        return ret
+    if not __salt__["saltutil.refresh_pillar"](wait=True):
+        ret.update(result=False, comment="saltutil.refresh_pillar did not complete")
+        return ret
+    policies = __salt__["config.get"]("x509_signing_policies", {})
+    ret["comment"] = f"{len(policies)} signing policies loaded"
     return ret

@@ -127,7 +127,8 @@ def _pki(topology, nodes, lbs):
     """
     The site CA's minion id and, per node, the names its certificate is issued for (the CA's
     signing policy for that node fixes them: a node cannot ask for another's name). An lb's
-    certificate also names the VIP: it serves https://<VIP>/ unless the site brings its own.
+    certificate also names the VIP: it serves https://<VIP>/ unless the site brings its own; a db
+    node's also loopback.
     """
     vip = str(_rules.ipv4(topology["vip"]["address"]))
     lb_names = {n["name"] for n in lbs}
@@ -136,6 +137,10 @@ def _pki(topology, nodes, lbs):
         san = [f"DNS:{n['name']}", f"IP:{n['address']}"]
         if n["name"] in lb_names:
             san.append(f"IP:{vip}")
+        if "db" in n["roles"]:
+            # Patroni reaches its own PostgreSQL over loopback (a replication connection, to
+            # read the timeline) with the same sslmode=verify-full as to the leader.
+            san += ["DNS:localhost", "IP:127.0.0.1"]
         names[n["name"]] = san
     master = topology.get("master") or {}
     return {"ca_minion": master.get("minion_id") or DEFAULT_CA_MINION, "names": names}

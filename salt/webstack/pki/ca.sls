@@ -9,6 +9,10 @@ include:
   - {{ tplroot }}.common
 {%- if webstack.valid %}
 
+webstack-pki-ca-policies-webstack_pki-signing_policies_loaded:
+  webstack_pki.signing_policies_loaded:
+    - name: {{ webstack.node.topology | tojson }}
+
 webstack-pki-ca-dir-file-directory:
   file.directory:
     - name: {{ ca.dir }}

@@ -53,6 +53,10 @@ webstack-pki-certificate-x509-certificate_managed:
     - CN: {{ node.name }}
     - subjectAltName: {{ node.pki.names[node.name] | join(', ') | tojson }}
     - days_remaining: {{ pki.days_remaining }}
+    # A node new to the topology may ask before the CA minion has loaded its new policy.
+    - retry:
+        attempts: 10
+        interval: 6
     - user: root
     - group: root
     - mode: '0644'

@@ -39,6 +39,8 @@ def test_each_node_is_issued_names_of_its_own_and_the_lbs_the_vip():
         expected = [f"DNS:{node['name']}", f"IP:{node['address']}"]
         if "lb" in node["roles"]:
             expected.append(f"IP:{vip}")
+        if "db" in node["roles"]:
+            expected += ["DNS:localhost", "IP:127.0.0.1"]
         assert pki["names"][node["name"]] == expected
     named = dict(topology, master=dict(topology.get("master") or {}, minion_id="site-ca"))
     assert derivation.derive(named)["pki"]["ca_minion"] == "site-ca"
@@ -97,10 +99,12 @@ def test_the_deploy_order_is_the_app_nodes_in_topology_order_drained_on_every_lb
 
 def test_haproxy_servers_and_nginx_lb_sources():
     topology = make_topology(lbs=2, apps=2)
-    topology["ports"] = {"app": 8080}
+    # haproxy reaches nginx's TLS listener (app_tls), not the direct-access port (app).
+    topology["ports"] = {"app": 8080, "app_tls": 9443}
     derived = derivation.derive(topology)
     apps = [n for n in topology["nodes"] if "app" in n["roles"]]
     assert derived["app_servers"] == [
-        {"name": n["name"], "address": f"{n['address']}:8080"} for n in apps
+        {"name": n["name"], "address": f"{n['address']}:9443"} for n in apps
     ]
+    assert derived["lb_names"] == [n["name"] for n in topology["nodes"] if "lb" in n["roles"]]
     assert set(derived["lb_sources"]) == addresses(topology, "lb")

@@ -65,3 +65,22 @@ def test_virtual_needs_the_mine():
     assert state.__virtual__()[0] is False
     state.__salt__ = {"mine.get": mock.MagicMock()}
     assert state.__virtual__() == "webstack_pki"
+
+
+def test_the_ca_reloads_its_signing_policies_without_reporting_a_change():
+    refresh = mock.MagicMock(return_value=True)
+    state.__salt__ = {
+        "saltutil.refresh_pillar": refresh,
+        "config.get": mock.MagicMock(return_value={"webstack-lb1": [], "webstack-app1": []}),
+    }
+    state.__opts__ = {"test": False}
+    ret = state.signing_policies_loaded("lab")
+    refresh.assert_called_once_with(wait=True)
+    assert ret["result"] is True and ret["changes"] == {}
+    assert ret["comment"] == "2 signing policies loaded"
+    refresh.return_value = False
+    assert state.signing_policies_loaded("lab")["result"] is False
+    state.__opts__ = {"test": True}
+    refresh.reset_mock()
+    assert state.signing_policies_loaded("lab")["result"] is True
+    refresh.assert_not_called()
