@@ -244,7 +244,7 @@ def test_a_rolling_deploy_sends_no_secret_in_clear(ha_lab, tmp_path):
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     assert note[0] == 201, note
     ports = lab.lab.derived["ports"]
-    verdict(path, "rolling deploy", [4506, ports["app"], ports["postgresql"]], canary)
+    verdict(path, "rolling deploy", [4506, ports["app_tls"], ports["postgresql"]], canary)
 
 
 def _patroni_view(lab):
@@ -299,7 +299,7 @@ def test_failovers_send_no_secret_in_clear(ha_lab, tmp_path):
         lab.wait_healthy(timeout=120)
     assert isinstance(answer.get(asker), dict), f"patch_config: {answer}"
     ports = lab.lab.derived["ports"]
-    wanted = [ports["postgresql"], ports["etcd_client"], ports["patroni"], ports["app"]]
+    wanted = [ports["postgresql"], ports["etcd_client"], ports["patroni"], ports["app_tls"]]
     verdict(path, "failovers", wanted, canary)
 
 
