@@ -69,7 +69,7 @@ def __getattr__(name):
     raise AttributeError(name)
 
 
-def validate(topology=None, secrets=None, lookup=None):
+def validate(topology=None, secrets=None, lookup=None, node=None):
     """
     Check a topology (and, when given, the secrets and lookup) and return every problem found.
 
@@ -79,8 +79,14 @@ def validate(topology=None, secrets=None, lookup=None):
         The secrets mapping. Defaults to pillar ``webstack:secrets`` (checked only when called
         through Salt, or when passed explicitly).
     lookup
-        Pillar ``webstack:lookup`` overrides, of which the ones without a default are checked
-        (the FerretDB binary's source for the ferretdb engine). Same defaulting as ``secrets``.
+        Pillar ``webstack:lookup`` overrides: the paths, names and words that land in files, and
+        the ones without a default (the FerretDB binary's source for the ferretdb engine). Same
+        defaulting as ``secrets``.
+    node
+        Whose secrets to check: a minion holds only its own share, so it must have what its own
+        roles need (the CA minion, ``master.name``, needs none). Defaults, when the pillar is
+        read, to this minion's id; with an explicit ``topology`` and no ``node``, the secrets are
+        checked as a whole site's (every node's share).
 
     Returns ``{"valid": bool, "errors": [str, ...]}``; each error starts with the offending key.
 
@@ -96,9 +102,17 @@ def validate(topology=None, secrets=None, lookup=None):
             secrets = _pillar("webstack:secrets") or {}
         if lookup is None:
             lookup = _pillar("webstack:lookup") or {}
-    errors = _lib("problems")(topology, secrets, lookup)
-    log.debug("webstack_topology.validate: %d errors", len(errors))
+        if node is None:
+            node = _minion_id()
+    errors = _lib("problems")(topology, secrets, lookup, node=node)
+    log.debug("webstack_topology.validate (%s): %d errors", node or "site", len(errors))
     return {"valid": not errors, "errors": errors}
+
+
+def _minion_id():
+    """This minion's id: ``__opts__['id']``, else the ``id`` grain."""
+    opts = globals().get("__opts__") or {}
+    return opts.get("id") or (globals().get("__grains__") or {}).get("id")
 
 
 def derive(topology=None):
@@ -186,20 +200,42 @@ def _load(path):
         sys.exit(f"{path}: not valid JSON: {exc}")
 
 
+def _secrets_of(path):
+    """The ``webstack:secrets`` mapping of a secrets file (``webstack_secrets.sls``: YAML or
+    JSON, either ``{webstack: {secrets: {...}}}`` or the bare mapping)."""
+    data = _load(path)
+    if isinstance(data, dict) and isinstance(data.get("webstack"), dict):
+        return data["webstack"].get("secrets")
+    return data
+
+
 def main(argv=None):
-    """``validate FILE`` exits 1 listing every error; ``derive FILE`` prints the derived view."""
+    """``validate FILE [--secrets FILE]`` exits 1 listing every error (the secrets file checked
+    as a whole site's: every node's share); ``derive FILE`` prints the derived view."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    usage = "usage: webstack_topology.py {validate|derive} FILE|- [--json]"
+    usage = "usage: webstack_topology.py {validate|derive} FILE|- [--json] [--secrets FILE]"
     if len(argv) < 2 or argv[0] not in ("validate", "derive"):
         print(usage, file=sys.stderr)
         return 2
     command, path = argv[0], argv[1]
+    secrets = None
+    if "--secrets" in argv:
+        index = argv.index("--secrets")
+        if index + 1 >= len(argv):
+            print(usage, file=sys.stderr)
+            return 2
+        secrets_path = argv[index + 1]
+        try:
+            secrets = _secrets_of(secrets_path) or {}
+        except (OSError, ValueError) as exc:
+            print(f"{secrets_path}: cannot read secrets: {exc}", file=sys.stderr)
+            return 1
     try:
         topology = json.load(sys.stdin) if path == "-" else _load(path)
     except (OSError, ValueError) as exc:
         print(f"{path}: cannot read topology: {exc}", file=sys.stderr)
         return 1
-    errors = _lib("problems")(topology)
+    errors = _lib("problems")(topology, secrets)
     if errors:
         print(f"{path}: invalid topology:", file=sys.stderr)
         for error in errors:
@@ -208,7 +244,8 @@ def main(argv=None):
     if command == "derive":
         print(json.dumps(_lib("derive")(topology), indent=None if "--json" in argv else 2))
     else:
-        print(f"{path}: valid ({len(topology['nodes'])} nodes)")
+        checked = "" if secrets is None else ", secrets valid"
+        print(f"{path}: valid ({len(topology['nodes'])} nodes){checked}")
     return 0
 
 

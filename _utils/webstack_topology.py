@@ -38,9 +38,13 @@ class TopologyError(ValueError):
         super().__init__("invalid topology: " + "; ".join(self.errors))
 
 
-def problems(topology, secrets=None, lookup=None):
-    """Every problem of ``topology`` (and of ``secrets``/``lookup`` when given), as strings."""
-    return _rules.problems(topology, secrets, lookup)
+def problems(topology, secrets=None, lookup=None, node=None):
+    """Every problem of ``topology`` (and of ``secrets``/``lookup`` when given), as strings.
+
+    ``node``: a minion id whose own share of the secrets is checked (what its roles require;
+    nothing for the CA minion ``master.name``); without it, every node's (the whole file).
+    """
+    return _rules.problems(topology, secrets, lookup, node=node)
 
 
 def derive(topology):

@@ -7,11 +7,24 @@ import sys
 import pytest
 import yaml
 from support.salt_modules import load
-from support.state_tree import REPO, SECRETS, make_topology
+from support.state_tree import REPO, make_topology
 
 topo = load("_modules", "webstack_topology")
 #: The rules, as Salt's loader serves them (``__utils__["webstack_topology.problems"]``).
 problems = load("_utils", "webstack_topology").problems
+
+#: Secrets that pass the value rules (16+ characters of the safe set, no placeholder).
+SECRETS = {
+    "stats_password": "stats-Pw-1.long~enough",
+    "app_secret_key": "app-key-1-long-enough",
+    "db_password": "db/Pw+1=long.enough~",
+    "mongodb_keyfile": "c2VjcmV0a2V5ZmlsZWNvbnRlbnRzZm9ydGVzdHM=",
+    "mongodb_admin_password": "admin-Pw-1-long-enough",
+    "postgres_superuser_password": "su-Pw_1/long+enough=",
+    "postgres_replication_password": "repl-Pw_2/long+enough=",
+    "postgres_rewind_password": "rewind-Pw_3/long+enough=",
+    "patroni_rest_password": "rest-Pw_4/long+enough=",
+}
 
 
 def errors_of(topology, secrets=None, lookup=None):
@@ -92,7 +105,7 @@ def test_derived_defaults_for_the_database():
         (lambda t: t["vip"].update(interface="a very long name"), "vip.interface:"),
         (lambda t: t["vip"].update(prefix=16), "vip.prefix: /16 differs from the nodes' subnet"),
         (lambda t: t["network"].update(cidr="10.88.0.1/24"), "network.cidr: '10.88.0.1/24'"),
-        (lambda t: t["network"].update(gateway="10.1.1.1"), "network.gateway: '10.1.1.1'"),
+        (lambda t: t["network"].update(gateway="10.1.1.1"), "network.gateway: 10.1.1.1 is outside"),
         (lambda t: t["db"].update(replica_set="rs 0"), "db.replica_set:"),
         (lambda t: t.update(vrrp={"profile": "turbo"}), "vrrp.profile: 'turbo'"),
         (lambda t: t["nodes"][3].update(priority=50), "nodes[3].priority: only lb nodes"),
@@ -121,11 +134,11 @@ def test_secrets_and_lookup_rules():
     assert errors_of(topology, SECRETS, url) == [
         "webstack:lookup:ferretdb:source_hash: required when the source is a URL"
     ]
-    assert errors_of(topology, {**SECRETS, "app_secret_key": "x" * 15}) == [
-        "webstack:secrets:app_secret_key: 15 characters, at least 16 needed "
-        "(it signs the app's forms)"
+    assert errors_of(topology, {**SECRETS, "app_secret_key": "x1" * 7 + "y"}) == [
+        "webstack:secrets:app_secret_key: 15 characters; 16 to 1024 needed "
+        "(e.g. `openssl rand -hex 20`)"
     ]
-    assert errors_of(topology, {**SECRETS, "app_secret_key": "x" * 16}) == []
+    assert errors_of(topology, {**SECRETS, "app_secret_key": "x1" * 8}) == []
     bad_keyfile = {**SECRETS, "mongodb_keyfile": "short"}
     assert any(
         "mongodb_keyfile" in e for e in errors_of(make_topology(engine="mongodb"), bad_keyfile)

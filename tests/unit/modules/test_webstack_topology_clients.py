@@ -9,7 +9,7 @@ topo = load("_modules", "webstack_topology")
 problems = load("_utils", "webstack_topology").problems
 
 
-def with_clients(clients, gateway="10.88.0.1"):
+def with_clients(clients, gateway="10.88.0.250"):
     topology = make_topology(lbs=2, apps=2, cidr="10.88.0.0/24")
     if gateway:
         topology.setdefault("network", {})["gateway"] = gateway
@@ -31,18 +31,18 @@ def test_gateway_addresses_and_networks_are_resolved():
         )
     )
     lbs = [f"{lb['address']}/32" for lb in cluster["lb"]]
-    assert cluster["app_allowed_sources"] == [*lbs, "10.88.0.1/32", "10.88.0.200/29"]
+    assert cluster["app_allowed_sources"] == [*lbs, "10.88.0.250/32", "10.88.0.200/29"]
     assert cluster["client_limits_exempt"] == ["10.88.0.9/32"]
 
 
 @pytest.mark.parametrize(
     ("clients", "gateway", "expected"),
     [
-        ({"direct_acces": []}, "10.88.0.1", "clients.direct_acces: unknown key"),
-        ({"unlimited": "10.88.0.9"}, "10.88.0.1", "clients.unlimited: must be a list"),
-        ({"unlimited": ["10.88.0.300"]}, "10.88.0.1", "clients.unlimited[0]: '10.88.0.300'"),
+        ({"direct_acces": []}, "10.88.0.250", "clients.direct_acces: unknown key"),
+        ({"unlimited": "10.88.0.9"}, "10.88.0.250", "clients.unlimited: must be a list"),
+        ({"unlimited": ["10.88.0.300"]}, "10.88.0.250", "clients.unlimited[0]: '10.88.0.300'"),
         ({"direct_app_access": ["gateway"]}, None, "network.gateway is not set"),
-        (["gateway"], "10.88.0.1", "clients: must be a mapping"),
+        (["gateway"], "10.88.0.250", "clients: must be a mapping"),
     ],
 )
 def test_bad_clients_are_named(clients, gateway, expected):

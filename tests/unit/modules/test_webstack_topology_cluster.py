@@ -8,7 +8,7 @@ import sys
 import pytest
 import yaml
 from support.salt_modules import load
-from support.state_tree import REPO, SECRETS, make_topology
+from support.state_tree import REPO, make_topology
 
 topo = load("_modules", "webstack_topology")
 #: The rules, as Salt's loader serves them (``__utils__["webstack_topology.problems"]``).
@@ -20,6 +20,18 @@ CLUSTER_SECRETS = (
     "postgres_rewind_password",
     "patroni_rest_password",
 )
+#: Secrets that pass the value rules (16+ characters of the safe set, no placeholder).
+SECRETS = {
+    "stats_password": "stats-Pw-1.long~enough",
+    "app_secret_key": "app-key-1-long-enough",
+    "db_password": "db/Pw+1=long.enough~",
+    "mongodb_keyfile": "c2VjcmV0a2V5ZmlsZWNvbnRlbnRzZm9ydGVzdHM=",
+    "mongodb_admin_password": "admin-Pw-1-long-enough",
+    "postgres_superuser_password": "su-Pw_1/long+enough=",
+    "postgres_replication_password": "repl-Pw_2/long+enough=",
+    "postgres_rewind_password": "rewind-Pw_3/long+enough=",
+    "patroni_rest_password": "rest-Pw_4/long+enough=",
+}
 BASE_SECRETS = {k: v for k, v in SECRETS.items() if k not in CLUSTER_SECRETS}
 
 
@@ -43,8 +55,16 @@ def test_one_or_three_and_more_ferretdb_db_nodes_are_valid(dbs):
     assert errors_of(make_topology(dbs=dbs)) == []
 
 
-def test_two_mongodb_db_nodes_are_not_this_rule_s_business():
-    assert errors_of(make_topology(dbs=2, engine="mongodb")) == []
+def test_two_mongodb_db_nodes_lose_the_replica_set_s_majority():
+    assert errors_of(make_topology(dbs=2, engine="mongodb")) == [
+        "nodes: 2 db nodes with engine mongodb; use 1 or >= 3 (a replica set with a majority): "
+        "with 2, the loss of one leaves no majority to elect a primary and the database read-only"
+    ]
+
+
+@pytest.mark.parametrize("dbs", [1, 3, 4])
+def test_one_or_three_and_more_mongodb_db_nodes_are_valid(dbs):
+    assert errors_of(make_topology(dbs=dbs, engine="mongodb")) == []
 
 
 @pytest.mark.parametrize(
@@ -101,7 +121,7 @@ def test_cluster_ports_can_move_and_must_not_collide():
     assert derived["db_cluster"]["etcd_initial_cluster"].split(",")[0].endswith(":12380")
     topology["ports"] = {"patroni": 5432}
     assert errors_of(topology) == [
-        "ports.patroni: 5432 is also ports.postgresql (both listen on each db node's address)"
+        "ports.patroni: 5432 is also ports.postgresql (both bound on db1, db2, db3)"
     ]
     topology["ports"] = {"etcd_peer": 70000}
     assert errors_of(topology) == [
@@ -117,8 +137,8 @@ def test_cluster_name_must_suit_a_patroni_scope():
     topology = make_topology(dbs=3)
     topology["name"] = "my lab/1"
     assert errors_of(topology) == [
-        "name: 'my lab/1' names the Patroni cluster (its scope) with 3 db nodes: letters, "
-        "digits, '-' and '_', at most 63"
+        "name: 'my lab/1' is not a valid topology name: letters, digits, '-' and '_', at most 63 "
+        "(it lands in config files and names the Patroni cluster)"
     ]
     topology["name"] = "lab-ha_db"
     assert errors_of(topology) == []
