@@ -182,7 +182,7 @@ def _pillar(key):
 def _load(path):
     with open(path, encoding="utf-8") as handle:
         text = handle.read()
-    if path.endswith((".yaml", ".yml")):
+    if path.endswith((".yaml", ".yml", ".sls", ".example")):
         try:
             import yaml  # pylint: disable=import-outside-toplevel
         except ImportError:

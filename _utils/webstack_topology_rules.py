@@ -118,7 +118,9 @@ def _roles(node):
 def master_name(topology):
     """The CA minion's id (``master.name``, default ``master``)."""
     master = topology.get("master") if isinstance(topology, dict) else None
-    return master.get("name", DEFAULT_MASTER_NAME) if isinstance(master, dict) else "master"
+    return (
+        master.get("name", DEFAULT_MASTER_NAME) if isinstance(master, dict) else DEFAULT_MASTER_NAME
+    )
 
 
 def nodes_subnet(topology, errors):

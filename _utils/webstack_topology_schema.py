@@ -190,8 +190,10 @@ _PLACEHOLDER = "is a placeholder, not a secret: generate one, e.g. `openssl rand
 
 def secret_problem(key, value):
     """Why the secret ``key`` cannot have ``value`` (None when it can). Never shows the value."""
-    if not isinstance(value, str) or not value.strip():
+    if value is None or (isinstance(value, str) and not value.strip()):
         return "missing or empty (see pillar/webstack_secrets.sls.example)"
+    if not isinstance(value, str):
+        return f"is not a string but {type(value).__name__} (quote it in the YAML file)"
     if key in PEM_SECRETS:
         return _pem_problem(key, value)
     if key == "mongodb_keyfile":
@@ -204,7 +206,7 @@ def secret_problem(key, value):
 # --------------------------------------------------------------------------------------------------
 
 #: An absolute path, no ``.`` or ``..`` component, no character a config file or a shell reads.
-_PATH_RE = re.compile(r"(/[A-Za-z0-9_+@-][A-Za-z0-9._+@-]*)+/?")
+_PATH_RE = re.compile(r"(/(?!\.\.?(/|$))[A-Za-z0-9._+@-]+)+/?")
 #: A user, group, service, program or instance name.
 _LOOKUP_NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.@-]{0,63}")
 _PACKAGE_RE = re.compile(r"[a-z0-9][a-z0-9+.:=~-]{0,99}")
