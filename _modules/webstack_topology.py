@@ -84,7 +84,7 @@ def validate(topology=None, secrets=None, lookup=None, node=None):
         defaulting as ``secrets``.
     node
         Whose secrets to check: a minion holds only its own share, so it must have what its own
-        roles need (the CA minion, ``master.name``, needs none). Defaults, when the pillar is
+        roles need (the CA minion, ``master.minion_id``, needs none). Defaults, when the pillar is
         read, to this minion's id; with an explicit ``topology`` and no ``node``, the secrets are
         checked as a whole site's (every node's share).
 

@@ -42,7 +42,7 @@ def problems(topology, secrets=None, lookup=None, node=None):
     """Every problem of ``topology`` (and of ``secrets``/``lookup`` when given), as strings.
 
     ``node``: a minion id whose own share of the secrets is checked (what its roles require;
-    nothing for the CA minion ``master.name``); without it, every node's (the whole file).
+    nothing for the CA minion ``master.minion_id``); without it, every node's (the whole file).
     """
     return _rules.problems(topology, secrets, lookup, node=node)
 

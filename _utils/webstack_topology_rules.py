@@ -29,9 +29,9 @@ _secrets = _sibling("webstack_secrets")
 ROLES = ("lb", "app", "db")
 ENGINES = ("ferretdb", "mongodb")
 TOP_LEVEL_KEYS = ("name", "master", "network", "vip", "db", "ports", "vrrp", "clients", "nodes")
-#: ``master.name``: the minion id of the site CA on the master host (it is no node).
-MASTER_KEYS = ("address", "name")
-DEFAULT_MASTER_NAME = "master"
+#: ``master.minion_id``: the id of the master host's own minion, the site CA (it is no node).
+MASTER_KEYS = ("address", "minion_id")
+DEFAULT_CA_MINION = "ca"
 NETWORK_KEYS = ("cidr", "gateway")
 NODE_KEYS = ("name", "address", "roles", "priority")
 VIP_KEYS = ("address", "prefix", "interface", "router_id")
@@ -115,11 +115,13 @@ def _roles(node):
     return [role for role in ROLES if role in roles]
 
 
-def master_name(topology):
-    """The CA minion's id (``master.name``, default ``master``)."""
+def ca_minion(topology):
+    """The site CA's minion id (``master.minion_id``, default ``ca``)."""
     master = topology.get("master") if isinstance(topology, dict) else None
     return (
-        master.get("name", DEFAULT_MASTER_NAME) if isinstance(master, dict) else DEFAULT_MASTER_NAME
+        master.get("minion_id", DEFAULT_CA_MINION)
+        if isinstance(master, dict)
+        else DEFAULT_CA_MINION
     )
 
 
@@ -156,21 +158,23 @@ def _validate_name(topology, errors):
 
 
 def _validate_master(topology, errors):
-    """``master``: a mapping with an address, and a name (the CA minion's id); returns the name."""
+    """``master``: a mapping with an address and the CA minion's id; returns that id."""
     master = topology.get("master")
     if master is None:
-        return DEFAULT_MASTER_NAME
+        return DEFAULT_CA_MINION
     if not isinstance(master, dict):
-        errors.append(f"master: {_schema.shown(master)} is not a mapping with address and name")
-        return DEFAULT_MASTER_NAME
+        errors.append(
+            f"master: {_schema.shown(master)} is not a mapping with address (and minion_id)"
+        )
+        return DEFAULT_CA_MINION
     _schema.unknown_keys(errors, master, MASTER_KEYS, "master")
     if "address" not in master:
         errors.append("master.address: missing (the salt-master's IPv4 address)")
-    name = master.get("name", DEFAULT_MASTER_NAME)
+    name = master.get("minion_id", DEFAULT_CA_MINION)
     if not _schema.matches(_schema.NAME_RE, name):
         errors.append(
-            f"master.name: {_schema.shown(name)} is not a valid minion id (lower-case letters, "
-            "digits and '-'): the site CA's minion on the master host"
+            f"master.minion_id: {_schema.shown(name)} is not a valid minion id (lower-case "
+            "letters, digits and '-'): the site CA's minion on the master host"
         )
     return name
 
@@ -201,7 +205,7 @@ def _validate_node_roles(key, roles, errors):
         errors.append(f"{key}.roles: a role is listed twice")
 
 
-def _validate_nodes(topology, master, errors):
+def _validate_nodes(topology, ca, errors):
     """Each node's keys, name and roles (addresses: :func:`_validate_addresses`); the nodes."""
     nodes = topology.get("nodes")
     if not isinstance(nodes, list) or not nodes:
@@ -214,10 +218,10 @@ def _validate_nodes(topology, master, errors):
             errors.append(f"{key}: must be a mapping with name, address and roles")
             continue
         _schema.unknown_keys(errors, node, NODE_KEYS, key)
-        if node.get("name") == master and "name" in node:
+        if node.get("name") == ca and "name" in node:
             errors.append(
-                f"{key}.name: {master!r} is also master.name (the site CA's minion id on the "
-                f"master host, default {DEFAULT_MASTER_NAME!r})"
+                f"{key}.name: {ca!r} is also master.minion_id (the site CA's minion on the "
+                f"master host, default {DEFAULT_CA_MINION!r})"
             )
         else:
             _validate_node_name(key, node.get("name"), seen_names, errors)
@@ -551,8 +555,8 @@ def problems(topology, secrets=None, lookup=None, node=None):
     """Every problem of ``topology`` and, when given, of ``secrets`` and ``lookup``.
 
     ``node``: validate the secrets one minion holds (its own share: what its roles require;
-    nothing for the CA minion ``master.name`` or a minion outside the topology); without it, the
-    site's whole secrets file (every node's share).
+    nothing for the CA minion ``master.minion_id`` or a minion outside the topology); without
+    it, the site's whole secrets file (every node's share).
     """
     if not isinstance(topology, dict) or not topology:
         return [
@@ -561,8 +565,8 @@ def problems(topology, secrets=None, lookup=None, node=None):
     errors = []
     _schema.unknown_keys(errors, topology, TOP_LEVEL_KEYS, "", kind="top-level key")
     _validate_name(topology, errors)
-    master = _validate_master(topology, errors)
-    nodes = _validate_nodes(topology, master, errors)
+    ca = _validate_master(topology, errors)
+    nodes = _validate_nodes(topology, ca, errors)
     _validate_network(topology, errors)
     subnet = nodes_subnet(topology, errors)
     _validate_addresses(topology, subnet, nodes, errors)

@@ -13,7 +13,7 @@ import re
 
 #: The topology name, the Patroni scope and etcd's cluster token: a word of config files.
 SCOPE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}")
-#: A node name and the CA minion's name (``master.name``): the minion id, a DNS label.
+#: A node name and the CA minion's name (``master.minion_id``): the minion id, a DNS label.
 NAME_RE = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
 IFACE_RE = re.compile(r"[A-Za-z0-9_.:-]{1,15}")
 REPLSET_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -218,6 +218,7 @@ _URL_RE = re.compile(r"[a-z][a-z0-9+.-]*://[A-Za-z0-9._~:/?@!$&()*+,;=%-]+")
 _HASH_RE = re.compile(r"[A-Za-z0-9]{1,16}[=:][0-9A-Fa-f]{16,128}|[0-9A-Fa-f]{32,128}")
 _URL_PATH_RE = re.compile(r"/[A-Za-z0-9._~/-]{0,200}")
 _SYSCTL_RE = re.compile(r"[a-z0-9_]+(\.[a-z0-9_-]+)+")
+_CIPHERS_RE = re.compile(r"[A-Za-z0-9_:+.!@=-]{1,2048}")
 
 
 def _word(value):
@@ -260,12 +261,30 @@ LOOKUP_KINDS = {
     "urlpath": (lambda v: matches(_URL_PATH_RE, v), "a URL path (/ then A-Z a-z 0-9 . _ ~ / -)"),
     "ipv4": (_ipv4, "an IPv4 address"),
     "text": (_text, "text without '\"', '\\' or '%'"),
+    "flag": (lambda v: isinstance(v, bool), "true or false"),
+    "ciphers": (lambda v: matches(_CIPHERS_RE, v), "an OpenSSL cipher list (no space)"),
 }
 
 _P, _N, _W = "path", "name", "word"
 #: Every ``webstack:lookup`` value the states or templates write into a file or a command line,
 #: by its path (``*``: any key), with its kind. Others are only checked for control characters.
 LOOKUP = {
+    "pki.dir": _P,
+    "pki.ca_cert": _P,
+    "pki.key": _P,
+    "pki.cert": _P,
+    "pki.key_group": _N,
+    "pki.key_algo": _W,
+    "pki.key_size": _W,
+    "pki.days_valid": _W,
+    "pki.days_remaining": _W,
+    "pki.ca_wait": _W,
+    "pki.ca.dir": _P,
+    "pki.ca.key": _P,
+    "pki.ca.cert": _P,
+    "pki.ca.days_valid": _W,
+    "pki.ca.days_remaining": _W,
+    "pki.ca.mine_function": _N,
     "lb.packages": "packages",
     "lb.haproxy.service": _N,
     "lb.haproxy.config": _P,
@@ -283,6 +302,12 @@ LOOKUP = {
     "lb.haproxy.json_errors.*.message": "text",
     "lb.haproxy.json_errors.*.retry_after": _W,
     "lb.haproxy.restart_delay": _W,
+    "lb.haproxy.tls.dir": _P,
+    "lb.haproxy.tls.redirect_http": "flag",
+    "lb.haproxy.tls.hsts_max_age": _W,
+    "lb.haproxy.tls.min_version": _W,
+    "lb.haproxy.tls.ciphers": "ciphers",
+    "lb.haproxy.tls.ciphersuites": "ciphers",
     "lb.keepalived.service": _N,
     "lb.keepalived.config": _P,
     "lb.keepalived.notify_script": _P,

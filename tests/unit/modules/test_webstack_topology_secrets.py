@@ -202,13 +202,13 @@ def test_a_node_s_share_still_refuses_unknown_keys_and_bad_values():
     assert [e.split(":")[2] for e in errors] == ["colour", "stats_password"]
 
 
-@pytest.mark.parametrize("name", [None, "ca"])
+@pytest.mark.parametrize("name", [None, "site-ca"])
 def test_the_ca_minion_validates_with_no_secrets_at_all(name):
     topology = make_topology()
     if name:
-        topology["master"]["name"] = name
-    assert errors_of({}, topology, node=name or "master") == []
-    assert errors_of(SECRETS, topology, node=name or "master") == []
+        topology["master"]["minion_id"] = name
+    assert errors_of({}, topology, node=name or "ca") == []
+    assert errors_of(SECRETS, topology, node=name or "ca") == []
 
 
 def test_without_a_node_the_whole_site_s_secrets_are_required():
@@ -258,14 +258,14 @@ def test_validate_checks_this_minion_s_share(minion, via):
     report = minion("app1", lb_share, via=via)
     assert not report["valid"]
     assert [e.split(":")[2] for e in report["errors"]] == ["app_secret_key", "db_password"]
-    assert minion("master", None, via=via) == {"valid": True, "errors": []}
+    assert minion("ca", None, via=via) == {"valid": True, "errors": []}
 
 
 def test_validate_with_an_explicit_topology_checks_the_whole_site():
     topology = make_topology()
     report = topo.validate(topology, {"stats_password": SECRETS["stats_password"]})
     assert [e.split(":")[2] for e in report["errors"]] == ["app_secret_key", "db_password"]
-    assert topo.validate(topology, {}, node="master")["valid"]
+    assert topo.validate(topology, {}, node="ca")["valid"]
 
 
 def run_cli(*args):

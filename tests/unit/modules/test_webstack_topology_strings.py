@@ -52,17 +52,21 @@ TOPOLOGY_STRINGS = {
         set_in("db", "replica_set", value="rs0\n"),
         "db.replica_set: 'rs0\\n'",
     ),
-    "master-name-charset": (
-        set_in("master", "name", value="Salt Master"),
-        "master.name: 'Salt Master' is not a valid minion id",
+    "ca-minion-charset": (
+        set_in("master", "minion_id", value="Site CA"),
+        "master.minion_id: 'Site CA' is not a valid minion id",
     ),
-    "master-name-is-a-node-name": (
-        set_in("master", "name", value="lb1"),
-        "nodes[0].name: 'lb1' is also master.name",
+    "ca-minion-trailing-newline": (
+        set_in("master", "minion_id", value="ca\n"),
+        "master.minion_id: 'ca\\n'",
     ),
-    "node-named-like-the-default-master-name": (
-        set_in("nodes", 0, "name", value="master"),
-        "nodes[0].name: 'master' is also master.name",
+    "ca-minion-is-a-node-name": (
+        set_in("master", "minion_id", value="lb1"),
+        "nodes[0].name: 'lb1' is also master.minion_id",
+    ),
+    "node-named-like-the-default-ca-minion": (
+        set_in("nodes", 0, "name", value="ca"),
+        "nodes[0].name: 'ca' is also master.minion_id",
     ),
 }
 
@@ -74,10 +78,10 @@ def test_each_topology_string_is_held_to_its_character_set(case):
     assert any(e.startswith(expected) for e in errors), errors
 
 
-def test_master_name_is_optional_and_any_valid_minion_id():
-    assert problems(changed(set_in("master", "name", value="ca-1"))) == []
+def test_the_ca_minion_id_is_optional_and_any_valid_minion_id():
+    assert problems(changed(set_in("master", "minion_id", value="site-ca"))) == []
     topology = make_topology()
-    topology["master"] = {"address": topology["master"]["address"], "name": "master"}
+    topology["master"] = {"address": topology["master"]["address"], "minion_id": "ca"}
     assert problems(topology) == []
 
 
@@ -145,6 +149,15 @@ LOOKUP_STRINGS = {
         {"patroni": {"dcs": {"postgresql": {"parameters": {"x": "a\tb"}}}}},
         "webstack:lookup:patroni:dcs:postgresql:parameters:x: holds a control character",
     ),
+    "cipher-list-space": (
+        {"lb": {"haproxy": {"tls": {"ciphers": "ECDHE-RSA-AES128-GCM-SHA256 no-sslv3"}}}},
+        "webstack:lookup:lb:haproxy:tls:ciphers: 'ECDHE-RSA-AES128-GCM-SHA256 no-sslv3' is not",
+    ),
+    "flag-string": (
+        {"lb": {"haproxy": {"tls": {"redirect_http": "false"}}}},
+        "webstack:lookup:lb:haproxy:tls:redirect_http: 'false' is not true or false",
+    ),
+    "pki-path": ({"pki": {"ca": {"key": "/etc/ca key"}}}, "webstack:lookup:pki:ca:key: '/etc/ca"),
     "section-not-a-mapping": ({"lb": ["haproxy"]}, "webstack:lookup:lb: ['haproxy'] is not a map"),
     "lookup-not-a-mapping": (["x"], "webstack:lookup: ['x'] is not a mapping"),
 }

@@ -58,9 +58,7 @@ yaml_like = st.recursive(
     ),
     max_leaves=12,
 )
-nodes_arg = st.one_of(
-    st.none(), st.sampled_from(["lb1", "app1", "db1", "master", "ghost"]), scalars
-)
+nodes_arg = st.one_of(st.none(), st.sampled_from(["lb1", "app1", "db1", "ca", "ghost"]), scalars)
 
 
 def assert_messages(errors):
