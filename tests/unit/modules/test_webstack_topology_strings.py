@@ -211,7 +211,7 @@ def test_every_lookup_rule_names_a_parameter_of_the_defaults():
 
 def test_the_lab_s_lookup_is_valid():
     lookup = {
-        "ferretdb": {"source": "salt://ferretdb/ferretdb", "source_hash": ""},
+        "ferretdb": {"source": "salt://ferretdb/ferretdb", "source_hash": "sha256=" + "0f" * 32},
         "lb": {"keepalived": {"haproxy_tracking": "script"}},
     }
     assert problems(make_topology(), None, lookup) == []
