@@ -11,6 +11,7 @@ Layout: the rules are stdlib-only ``_utils/webstack_topology_rules.py`` (validat
 Run or imported as a plain file (the Vagrantfile, the lab), it loads them from the checkout::
 
     python3 _modules/webstack_topology.py validate topology/lab.yaml
+    python3 _modules/webstack_topology.py validate topology/lab.yaml --secrets webstack_secrets.sls
     python3 _modules/webstack_topology.py derive topology/lab.yaml --json
 
 Salt is never imported here: nothing may need more than the standard library (PyYAML is used only
