@@ -100,6 +100,11 @@ PORTS = {
         {},
         "ports.app: 8088 is also ports.ferretdb_debug (both bound on app1, app2)",
     ),
+    "app-tls-on-app": (
+        ports(app_tls=80),
+        {},
+        "ports.app_tls: 80 is also ports.app (both bound on app1, app2)",
+    ),
     "frontend-on-https": (
         ports(frontend=443),
         {},
@@ -168,7 +173,7 @@ def test_ports_of_an_engine_or_a_cluster_not_in_use_may_be_anything():
 
 def test_the_new_ports_are_derived_with_their_defaults():
     derived = derivation.derive(make_topology())["ports"]
-    assert (derived["https"], derived["ferretdb_debug"]) == (443, 8088)
+    assert (derived["https"], derived["app_tls"], derived["ferretdb_debug"]) == (443, 8443, 8088)
     assert derivation.derive(changed(ports(https=8443)))["ports"]["https"] == 8443
 
 
