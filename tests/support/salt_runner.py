@@ -8,7 +8,8 @@ Usage: python salt_runner.py MINION_CONFIG render
 
 Salt's loader keeps module globals (``__grains__``, ``__pillar__``) per process, so each site
 (topology) is rendered in its own process; within it, one ``Loaders`` serves every minion id by
-switching ``grains['id']`` (the pillar is the same for every minion of a site).
+switching ``grains['id']`` and compiling that minion's own pillar (each gets only its roles' share
+of the secrets).
 """
 
 import copy
@@ -26,8 +27,16 @@ def loaders_for(config_path):
 
 
 def become(loaders, minion_id):
+    """Act as ``minion_id``: its id and its own pillar, in every loaded module (as a minion's
+    pillar refresh does: the loader's pack, and the pack of its inner ``__salt__`` loader)."""
+    if loaders.opts["id"] == minion_id:
+        return
     loaders.opts["id"] = minion_id
     loaders.grains["id"] = minion_id
+    loaders.refresh_pillar()
+    for loader in (loaders.modules, getattr(loaders.modules, "_dunder_salt", None)):
+        if loader is not None and hasattr(loader, "pack"):
+            loader.pack["__pillar__"] = loaders.opts["pillar"]
 
 
 def managed_files(loaders, sls):
