@@ -27,8 +27,8 @@ webstack-app-schema-helper-file-managed:
 webstack-app-schema-collections-cmd-run:
   cmd.run:
     - name: >-
-        /usr/local/libexec/webstack/app-schema {{ app.venv }}/bin/python {{ app.src }}
-        {{ app.config }} {{ sidecar }}
+        /usr/local/libexec/webstack/app-schema {{ app.user }} {{ app.venv }}/bin/python
+        {{ app.src }} {{ app.config }} {{ sidecar }}
     - stateful: true
     - runas: root
     - require:
