@@ -30,8 +30,10 @@ webstack-lb-haproxy-config-file-managed:
     - name: {{ haproxy.config }}
     - source: salt://{{ tpldir }}/files/haproxy.cfg.jinja
     - template: jinja
+    # Holds the stats password: readable by root and haproxy only, no diff in the state's output.
     - mode: '0640'
     - group: haproxy
+    - show_changes: false
     - context:
         node: {{ webstack.node | tojson }}
         haproxy: {{ haproxy | tojson }}
