@@ -32,6 +32,7 @@ webstack-lb-haproxy-config-file-managed:
     - template: jinja
     # Holds the stats password: readable by root and haproxy only, no diff in the state's output.
     - mode: '0640'
+    - user: root
     - group: haproxy
     - show_changes: false
     - context:
