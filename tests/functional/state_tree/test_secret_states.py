@@ -6,18 +6,18 @@ cluster; seed: mongodb):
 
 - ``state.show_sls`` (every state's arguments, template contexts included: what ``state.show_*``
   prints and the master's job cache keeps of a job's arguments) holds no secret, in any of the
-  usual encodings (as written, JSON-escaped, URL-encoded, base64);
+  usual encodings (support/secret_leaks.py: as written, JSON- or YAML-escaped, URL-encoded,
+  base64);
 - a secret is written only into the files its service reads (the expected sets are written out
   here), and each of those files is root's or its service's, readable by that service only, with
   no diff in the state's return (``show_changes: false``).
 """
 
-import base64
 import json
-import urllib.parse
 
 import pytest
 import yaml
+from support import secret_leaks
 from support.state_tree import REPO, SECRETS
 
 TOPOLOGIES = ("lab.yaml", "lab-ha-db.yaml", "seed.yaml")
@@ -43,27 +43,8 @@ PRIVATE = {
 }
 
 
-def encodings(value):
-    """The forms a secret could leak in: as is, JSON-escaped (also as Jinja's ``tojson`` escapes
-    ``<>&'``), YAML single-quoted, URL-encoded, base64."""
-    raw = value.encode()
-    escaped = json.dumps(value)[1:-1]
-    html_safe = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "'": "\\u0027"}
-    forms = {
-        value,
-        escaped,
-        escaped.translate(str.maketrans(html_safe)),
-        value.replace("'", "''"),
-        urllib.parse.quote(value, safe=""),
-        urllib.parse.quote_plus(value),
-        base64.b64encode(raw).decode().rstrip("="),
-        base64.urlsafe_b64encode(raw).decode().rstrip("="),
-    }
-    return {form for form in forms if len(form) >= 6}
-
-
 def secrets_in(text):
-    return {key for key, value in SECRETS.items() if any(f in text for f in encodings(value))}
+    return set(secret_leaks.find(text, SECRETS))
 
 
 def args_of(body):
