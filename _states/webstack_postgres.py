@@ -188,7 +188,11 @@ def user_present(
     try:
         current = _current(name, conn)
     except _PsqlError as exc:
-        ret["comment"] = f"role {name}: {exc}"
+        if __opts__["test"]:  # e.g. PostgreSQL not installed or not started yet
+            ret["result"] = None
+            ret["comment"] = f"role {name} would be made as wanted (cannot ask PostgreSQL: {exc})"
+        else:
+            ret["comment"] = f"role {name}: {exc}"
         return ret
     changes = _changes(current, wanted, password)
     if not changes:

@@ -124,6 +124,17 @@ def test_test_mode_reports_and_writes_nothing(psql, opts):
     assert psql.roles == {}
 
 
+def test_test_mode_without_a_server_says_what_it_would_do(psql, opts):
+    """Before PostgreSQL runs (a first run in test mode), the state cannot ask: not an error."""
+    psql.fail_on = lambda stdin: True
+    opts["test"] = True
+    ret = present()
+    assert ret["result"] is None
+    assert "would be made as wanted (cannot ask PostgreSQL: psql failed" in ret["comment"]
+    opts["test"] = False
+    assert present()["result"] is False
+
+
 def test_the_password_is_in_no_command_line_and_no_return(psql):
     """Only a SCRAM verifier reaches psql, on its stdin; logging of the command is off."""
     ret = present()
