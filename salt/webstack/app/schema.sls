@@ -16,6 +16,9 @@ webstack-app-schema-helper-file-managed:
   file.managed:
     - name: /usr/local/libexec/webstack/app-schema
     - source: salt://{{ tpldir }}/files/app-schema
+    # Root runs it: root's, writable by root only.
+    - user: root
+    - group: root
     - mode: '0755'
     - makedirs: true
     - require:

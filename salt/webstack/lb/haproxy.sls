@@ -9,6 +9,9 @@ webstack-lb-haproxy-state-dump-file-managed:
   file.managed:
     - name: /usr/local/libexec/webstack/haproxy-save-state
     - source: salt://{{ tpldir }}/files/haproxy-save-state
+    # Root runs it: root's, writable by root only.
+    - user: root
+    - group: root
     - mode: '0755'
     - makedirs: true
 
