@@ -69,16 +69,17 @@ def _site_secrets(client, saltenv):
     return secrets if isinstance(secrets, dict) else {}
 
 
-def _roles(topology, minion_id):
-    """The roles of the one topology entry named ``minion_id``; none for no entry or several."""
+def _nodes(topology):
     nodes = topology.get("nodes")
-    entries = [
-        n for n in (nodes if isinstance(nodes, list) else []) if isinstance(n, dict)
-        and n.get("name") == minion_id
-    ]
+    return [n for n in nodes if isinstance(n, dict)] if isinstance(nodes, list) else []
+
+
+def _roles(nodes, minion_id):
+    """The roles of the one entry named ``minion_id``; none for no such entry, or for several."""
+    entries = [n for n in nodes if n.get("name") == minion_id]
     if len(entries) != 1 or not isinstance(entries[0].get("roles"), list):
-        return [], []
-    return [r for r in entries[0]["roles"] if isinstance(r, str)], nodes
+        return []
+    return [role for role in entries[0]["roles"] if isinstance(role, str)]
 
 
 def run():
@@ -86,16 +87,15 @@ def run():
     client = salt_fileclient.get_file_client(__opts__, pillar=True)
     try:
         topology = _topology(client, saltenv)
-        roles, nodes = _roles(topology, __opts__["id"])
+        nodes = _nodes(topology)
+        roles = _roles(nodes, __opts__["id"])  # the authenticated id, not the id grain
         if not roles:
             return {}
         db = topology.get("db")
         engine = db.get("engine") if isinstance(db, dict) else None
-        rules = _utils("webstack_topology_rules")
-        cluster = rules.is_cluster(engine, [n for n in nodes if isinstance(n, dict)])
-        share = _utils("webstack_secrets").share(
-            _site_secrets(client, saltenv), roles, engine, cluster
-        )
+        cluster = _utils("webstack_topology_rules").is_cluster(engine, nodes)
+        secrets = _site_secrets(client, saltenv)
+        share = _utils("webstack_secrets").share(secrets, roles, engine, cluster)
     finally:
-        getattr(client, "destroy", lambda: None)()  # the pillar's client (local) holds nothing
-    return {"webstack": {"secrets": share}} if share else {}
+        getattr(client, "destroy", lambda: None)()  # a pillar client holds nothing to close
+    return {"webstack": dict(secrets=share)} if share else {}
