@@ -434,7 +434,9 @@ def backend_health(role=None, socket=None, url=None, app_socket=None, engine=Non
       (``webstack_app.health``);
     - db: ``pg_isready``/``psql`` (ferretdb engine, ``webstack_patroni.postgresql_health``), the
       Patroni cluster (3+ db nodes, ``webstack_patroni.cluster``) or ping + replica-set members
-      (mongodb, ``webstack_mongodb.health``).
+      (mongodb, ``webstack_mongodb.health``);
+    - ``certificates``: this node's TLS certificates, each with its names and expiry date
+      (``webstack_pki.certificates``).
 
     role
         Check this role (or list of roles) instead of the topology's roles of this minion.
@@ -468,6 +470,8 @@ def backend_health(role=None, socket=None, url=None, app_socket=None, engine=Non
         except CommandExecutionError as exc:
             log.debug("webstack: %s health: %s", name, exc)
             result[name] = {"healthy": False, "error": str(exc)}
+    if "webstack_pki.certificates" in __salt__:
+        result["certificates"] = __salt__["webstack_pki.certificates"]()
     return result
 
 

@@ -109,7 +109,15 @@ def _request(api, path, *, method="GET", body=None, auth=None, timeout=_TIMEOUT)
     host, port = _split(api)
     try:
         return __utils__["webstack_http.request_json"](
-            host, port, path, method=method, body=body, auth=auth, timeout=timeout
+            host,
+            port,
+            path,
+            method=method,
+            body=body,
+            auth=auth,
+            timeout=timeout,
+            # Patroni's REST API is https only and requires a client certificate: this node's.
+            tls=__utils__["webstack_config.tls"](__pillar__),
         )
     except CommandExecutionError as exc:
         cause = exc.__cause__ or exc

@@ -15,8 +15,15 @@ log = logging.getLogger(__name__)
 #: The fallbacks of every ``webstack:lookup`` key the modules read: the values of
 #: salt/webstack/parameters/defaults.yaml (a unit test checks every one is read back).
 DEFAULTS = {
+    "pki": {
+        "ca_cert": "/etc/webstack/pki/ca.crt",
+        "key": "/etc/webstack/pki/node.key",
+        "cert": "/etc/webstack/pki/node.crt",
+        "ca": {"cert": "/etc/pki/webstack-ca/ca.crt"},
+    },
     "lb": {
         "haproxy": {
+            "tls": {"dir": "/etc/haproxy/tls"},
             "service": "haproxy",
             "admin_socket": "/run/haproxy/admin.sock",
             "server_state_file": "/var/lib/haproxy/server-state",
@@ -62,6 +69,16 @@ def lookup(data, key):
         default = default[part]
     value = pillar(data, "webstack:lookup:" + key)
     return default if value in (None, "") else value
+
+
+def tls(data):
+    """This node's TLS client settings for the cluster's own services (etcd, Patroni): the site
+    CA to verify them and this node's certificate to be let in (``{"ca", "cert", "key"}``)."""
+    return {
+        "ca": lookup(data, "pki:ca_cert"),
+        "cert": lookup(data, "pki:cert"),
+        "key": lookup(data, "pki:key"),
+    }
 
 
 def node(salt, strict=False):

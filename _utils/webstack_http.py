@@ -11,6 +11,7 @@ import http.client
 import json
 import logging
 import socket
+import ssl
 import urllib.parse
 
 from salt.exceptions import CommandExecutionError
@@ -74,10 +75,23 @@ def get(path, url=None, unix_socket=None, timeout=TIMEOUT):
             "body": body}  # fmt: skip
 
 
-def request_json(host, port, path, *, method="GET", body=None, auth=None, timeout=TIMEOUT):
+def tls_context(tls):
+    """A client TLS context from ``{"ca", "cert", "key"}``: the server verified against the CA
+    (name and address checked), this node's certificate presented when the server asks."""
+    context = ssl.create_default_context(cafile=tls["ca"])
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if tls.get("cert"):
+        context.load_cert_chain(tls["cert"], tls.get("key"))
+    return context
+
+
+def request_json(
+    host, port, path, *, method="GET", body=None, auth=None, timeout=TIMEOUT, tls=None
+):
     """
     ``(status, parsed JSON or text or None)`` of one request to ``host:port``; ``body`` is sent
-    as JSON, ``auth`` (``(user, password)``) as HTTP basic authentication. A connection failure
+    as JSON, ``auth`` (``(user, password)``) as HTTP basic authentication; ``tls``
+    (``{"ca", "cert", "key"}``): over https, see :func:`tls_context`. A connection failure
     raises a ``CommandExecutionError`` naming the URL and the cause (chained).
     """
     headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
@@ -88,8 +102,17 @@ def request_json(host, port, path, *, method="GET", body=None, auth=None, timeou
     if auth is not None:
         token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
         headers["Authorization"] = f"Basic {token}"
-    log.debug("webstack: %s http://%s:%s%s", method, host, port, path)
-    conn = http.client.HTTPConnection(host, port, timeout=float(timeout))
+    scheme = "https" if tls else "http"
+    log.debug("webstack: %s %s://%s:%s%s", method, scheme, host, port, path)
+    try:
+        if tls:
+            conn = http.client.HTTPSConnection(
+                host, port, timeout=float(timeout), context=tls_context(tls)
+            )
+        else:
+            conn = http.client.HTTPConnection(host, port, timeout=float(timeout))
+    except (OSError, ValueError) as exc:
+        raise CommandExecutionError(f"{host}:{port}: TLS setup: {exc}") from exc
     try:
         conn.request(method, path, body=payload, headers=headers)
         response = conn.getresponse()

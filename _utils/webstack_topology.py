@@ -90,9 +90,12 @@ def derive(topology):
         # The lbs as sources (nginx believes their X-Forwarded-For), and the app nodes as the
         # lbs' haproxy servers (nginx on each app node's own address).
         "lb_sources": [f"{n['address']}/32" for n in lbs],
+        # haproxy reaches them over TLS, each proving itself to the other with its certificate.
         "app_servers": [
-            {"name": n["name"], "address": f"{n['address']}:{ports['app']}"} for n in apps
+            {"name": n["name"], "address": f"{n['address']}:{ports['app_tls']}"} for n in apps
         ],
+        # The client certificates nginx's TLS listener admits: the lbs' (by their names).
+        "lb_names": [n["name"] for n in lbs],
         "client_limits_exempt": _rules.client_sources(topology, "unlimited"),
         "db_nodes": db_nodes,
         "db_cluster": db_cluster,
@@ -102,6 +105,7 @@ def derive(topology):
         "mongodb_initiator": db_nodes[0]["name"],
         "ferretdb_postgresql_hosts": [f"{n['address']}:{ports['postgresql']}" for n in db_nodes],
         "app_db_uri": _app_db_uri(db, db_nodes, ports),
+        "pki": _pki(topology, nodes, lbs),
         # orch.deploy: the app nodes one at a time (topology order), drained on every lb.
         "deploy_order": {"app": [n["name"] for n in apps], "lb": [n["name"] for n in lbs]},
     }
@@ -113,6 +117,33 @@ def derive(topology):
         " (Patroni cluster)" if db["cluster"] else "",
     )
     return cluster
+
+
+#: The master host's own minion, the site CA, when the topology does not name it.
+DEFAULT_CA_MINION = "ca"
+
+
+def _pki(topology, nodes, lbs):
+    """
+    The site CA's minion id and, per node, the names its certificate is issued for (the CA's
+    signing policy for that node fixes them: a node cannot ask for another's name). An lb's
+    certificate also names the VIP: it serves https://<VIP>/ unless the site brings its own; a db
+    node's also loopback.
+    """
+    vip = str(_rules.ipv4(topology["vip"]["address"]))
+    lb_names = {n["name"] for n in lbs}
+    names = {}
+    for n in nodes:
+        san = [f"DNS:{n['name']}", f"IP:{n['address']}"]
+        if n["name"] in lb_names:
+            san.append(f"IP:{vip}")
+        if "db" in n["roles"]:
+            # Patroni reaches its own PostgreSQL over loopback (a replication connection, to
+            # read the timeline) with the same sslmode=verify-full as to the leader.
+            san += ["DNS:localhost", "IP:127.0.0.1"]
+        names[n["name"]] = san
+    master = topology.get("master") or {}
+    return {"ca_minion": master.get("minion_id") or DEFAULT_CA_MINION, "names": names}
 
 
 def _lbs(topology, nodes):
@@ -157,8 +188,9 @@ def _pg_hba(db, apps, db_cluster):
     """
     if db["engine"] != "ferretdb":
         return []
+    # From the network only over TLS (hostssl): a client without it finds no row and is refused.
     app_rows = [
-        _hba("host", db["name"], db["user"], f"{n['address']}/32", node=n["name"]) for n in apps
+        _hba("hostssl", db["name"], db["user"], f"{n['address']}/32", node=n["name"]) for n in apps
     ]
     if db_cluster is None:
         return [
@@ -171,8 +203,8 @@ def _pg_hba(db, apps, db_cluster):
     for member in db_cluster["members"]:
         address = f"{member['address']}/32"
         name = member["name"]
-        rows.append(_hba("host", "replication", None, address, node=name, role="replication"))
-        rows.append(_hba("host", "postgres", None, address, node=name, role="rewind"))
+        rows.append(_hba("hostssl", "replication", None, address, node=name, role="replication"))
+        rows.append(_hba("hostssl", "postgres", None, address, node=name, role="rewind"))
     return rows + app_rows
 
 
@@ -207,12 +239,13 @@ def _db_cluster(name, db_nodes, ports):
             # PostgreSQL listens on loopback too (local clients, Salt's postgres states).
             "postgresql_listen": f"127.0.0.1,{n['address']}:{ports['postgresql']}",
             "patroni_api": f"{n['address']}:{ports['patroni']}",
-            "patroni_url": f"http://{n['address']}:{ports['patroni']}",
-            "etcd_client_url": f"http://{n['address']}:{ports['etcd_client']}",
+            # TLS everywhere, client certificates required (README "Security").
+            "patroni_url": f"https://{n['address']}:{ports['patroni']}",
+            "etcd_client_url": f"https://{n['address']}:{ports['etcd_client']}",
             # etcd answers its clients on loopback too (etcdctl, Salt's checks).
-            "etcd_listen_client_urls": f"http://{n['address']}:{ports['etcd_client']},"
-            f"http://127.0.0.1:{ports['etcd_client']}",
-            "etcd_peer_url": f"http://{n['address']}:{ports['etcd_peer']}",
+            "etcd_listen_client_urls": f"https://{n['address']}:{ports['etcd_client']},"
+            f"https://127.0.0.1:{ports['etcd_client']}",
+            "etcd_peer_url": f"https://{n['address']}:{ports['etcd_peer']}",
         }
         for n in db_nodes
     ]

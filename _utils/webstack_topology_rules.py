@@ -22,9 +22,11 @@ CLIENT_KEYS = ("direct_app_access", "unlimited")
 
 #: Ports every node agrees on. Any of them can be overridden in the topology's ``ports`` mapping.
 DEFAULT_PORTS = {
-    "frontend": 80,  # haproxy on the VIP
+    "frontend": 80,  # haproxy on the VIP (redirects to https unless told otherwise)
+    "https": 443,  # haproxy on the VIP, TLS
     "stats": 8404,  # haproxy stats page + Prometheus exporter, on each lb's own address
-    "app": 80,  # nginx on each app node's own address
+    "app": 80,  # nginx on each app node's own address (direct access, allowlisted)
+    "app_tls": 8443,  # nginx for the lbs: TLS, an lb's site-CA client certificate required
     "postgresql": 5432,
     "mongodb": 27017,
     "ferretdb": 27017,  # the sidecar, on 127.0.0.1 of each app node

@@ -246,6 +246,14 @@ def _judge_nodes(answers, warnings):
         app = (ret.get("backends") or {}).get("app")
         if app and not app.get("healthy"):
             warnings.append(f"{minion}: app unhealthy ({_app_summary(app)})")
+        for kind, cert in sorted(((ret.get("backends") or {}).get("certificates") or {}).items()):
+            if cert.get("error"):
+                warnings.append(f"{minion}: {kind} certificate: {cert['error']}")
+            elif cert.get("expires_soon"):
+                warnings.append(
+                    f"{minion}: {kind} certificate {cert.get('path')} expires in "
+                    f"{cert.get('days_left')} days ({cert.get('not_after')})"
+                )
         topology = ret.get("topology") or {}
         if topology and not topology.get("valid", True):
             warnings.append(f"{minion}: invalid topology: {'; '.join(topology.get('errors', []))}")

@@ -5,13 +5,15 @@ import datetime
 import json
 import os
 import time
+from urllib.parse import urlsplit
 
 import yaml
 
-from . import converge, dbfailover, hop, labctl, machine, report, takeover
+from . import converge, dbfailover, hop, labctl, machine, report, takeover, tlscost
 from .stream import Stream
 
 OUT = labctl.REPO / "bench"
+FIGURE_NAMES = ("converge", "takeover", "app_stop", "hop", "tls", "db_failover")
 FAST_TOPOLOGY = labctl.REPO / ".lab" / "bench-fast.yaml"
 
 
@@ -46,6 +48,8 @@ def bench_converge(runs):
         failed = [m for m, r in minions.items() if not r["ok"]]
         if failed:
             raise RuntimeError(f"state.apply failed on {failed}")
+        # A rebuilt lab has a new site CA; `lab up --no-apply` + `lab apply` do not copy it out.
+        labctl.fetch_ca()
         changes = sum(r["changed"] for r in minions.values())
         _done(f"apply {seconds:.1f}s ({changes} changes)", started)
         apply_s.append(seconds)
@@ -107,7 +111,8 @@ def bench_app_stop(lab, runs, rate):
     rows = []
     for run in range(1, runs + 1):
         takeover.wait_settled(lab, apps)
-        with Stream(labctl.vip_url(lab), rate=rate, max_seconds=40) as stream:
+        vip = labctl.vip_url(lab)
+        with Stream(vip, rate=rate, max_seconds=40, context=labctl.tls_context()) as stream:
             time.sleep(3)
             labctl.lab_cmd("service", victim, "supervisor", "stop")
             time.sleep(10)
@@ -118,6 +123,7 @@ def bench_app_stop(lab, runs, rate):
     return {
         "victim": victim,
         "rate": rate,
+        "scheme": urlsplit(labctl.vip_url(lab)).scheme,
         "runs": rows,
         **{k: report.stats([r[k] for r in rows]) for k in ("requests", "failed", "longest_gap_s")},
     }
@@ -130,36 +136,116 @@ def bench_db_failover(lab, runs, rate):
         labctl.say(f"    db failover run {run}: {rows[-1]}")
     return {
         "rate": rate,
+        "scheme": urlsplit(labctl.vip_url(lab)).scheme,
         "runs": rows,
         **{
-            k: report.stats([r[k] for r in rows]) for k in ("failover_s", "failed", "longest_gap_s")
+            k: report.stats([r.get(k) for r in rows])
+            for k in ("failover_s", "poll_window_s", "poll_s", "failed", "longest_gap_s")
         },
     }
 
 
-def bench_hop(lab, runs, seconds):
-    direct = f"http://{lab.derived['app'][0]['address']}/api/whoami"
-    vip = labctl.vip_url(lab) + "api/whoami"
-    data = {"vip": [], "direct": []}
-    for run in range(1, runs + 1):
-        for where, url in (("vip", vip), ("direct", direct)):
-            data[where].append(hop.wrk(url, seconds=seconds))
-        labctl.say(f"    hop run {run}: vip {data['vip'][-1]} direct {data['direct'][-1]}")
-    return {
-        where: {
-            k: report.stats([r[k] for r in rows]) for k in ("p50_ms", "p99_ms", "requests_per_s")
+WRK = {"seconds": 10, "connections": 16, "threads": 2}
+FIGURES = ("p50_ms", "p99_ms", "requests_per_s")
+
+
+def _figures(rows, keys=FIGURES):
+    return {k: report.stats([r[k] for r in rows]) for k in keys} | {"runs": rows}
+
+
+def _wrk_run(targets, context, http_vip):
+    """One wrk run of each target: an https one verified first (wrk cannot verify), plain http on
+    the VIP checked to be served, not redirected (wrk counts a 308 as a success)."""
+    out, negotiated = {}, None
+    for name, url in targets:
+        if url.startswith("https:"):
+            negotiated = " ".join(tlscost.check_https(url, context))
+        elif url.startswith(http_vip):
+            tlscost.expect_status(url, 200, timeout=10)
+        labctl.say(f"    wrk {name}: {url} ({WRK['seconds']}s)…")
+        out[name] = hop.wrk(url, **WRK)
+    return out, negotiated
+
+
+def _fresh_run(urls, handshakes, context):
+    out = {}
+    for scheme, url in urls:
+        labctl.say(f"    {handshakes} requests on a new connection each: {url}…")
+        out[scheme] = tlscost.fresh_connections(url, handshakes, context)
+    return out
+
+
+def _front_results(parts, wrk_rows, fresh, negotiated, handshakes):
+    results = {}
+    if "hop" in parts:
+        results["hop"] = {
+            "scheme": "http",
+            "vip": _figures(wrk_rows["vip_http"]),
+            "direct": _figures(wrk_rows["direct"]),
         }
-        | {"runs": rows}
-        for where, rows in data.items()
-    }
+    if "tls" in parts:
+        new_connection = {
+            s: _figures(rows, ("p50_ms", "p99_ms", "failed"))
+            | {"tls": sorted({r["tls"] for r in rows if r["tls"]})}
+            for s, rows in fresh.items()
+        }
+        results["tls"] = {
+            "wrk": WRK,
+            "wrk_verifies_certificates": False,
+            "verified_before_each_run": True,
+            "negotiated": sorted(n for n in negotiated if n),
+            "https": _figures(wrk_rows["vip_https"]),
+            "http": _figures(wrk_rows["vip_http"]),
+            "new_connection": {
+                "requests": handshakes,
+                "client": "python http.client, sequential, Connection: close",
+                **new_connection,
+            },
+        }
+    return results
+
+
+def bench_front(lab, runs, parts, handshakes):
+    """In one plain-http window on the VIP, ``runs`` times: ``hop`` = wrk through the VIP and
+    straight to app1's nginx, both plain http (the hop alone); ``tls`` = wrk through the VIP over
+    https and plain http, and ``handshakes`` requests each on a new connection, both ways."""
+    https_url = labctl.vip_url(lab) + "api/whoami"
+    apps = [n["name"] for n in lab.derived["app"]]
+    wrk_rows = {"vip_https": [], "vip_http": [], "direct": []}
+    fresh = {"https": [], "http": []}
+    negotiated = set()
+    with tlscost.plain_http(lab) as http_vip:
+        http_url = http_vip + "api/whoami"
+        takeover.wait_settled(lab, apps)
+        targets = [("vip_http", http_url)]
+        if "tls" in parts:
+            targets.append(("vip_https", https_url))
+        if "hop" in parts:
+            targets.append(("direct", labctl.app_url(lab) + "api/whoami"))
+        for run in range(1, runs + 1):
+            context = labctl.tls_context()
+            step = 1 if run % 2 else -1  # every other run the other order: neither goes first
+            got, seen = _wrk_run(targets[::step], context, http_vip)
+            negotiated.add(seen)
+            for name, figures in got.items():
+                wrk_rows[name].append(figures)
+            line = ", ".join(f"{name} {figures}" for name, figures in got.items())
+            if "tls" in parts:
+                urls = (("https", https_url), ("http", http_url))[::step]
+                for scheme, row in _fresh_run(urls, handshakes, context).items():
+                    fresh[scheme].append(row)
+                    line += f"; new connection each, {scheme}: {row}"
+            labctl.say(f"    front run {run}/{runs}: {line}")
+    return _front_results(parts, wrk_rows, fresh, negotiated, handshakes)
 
 
 def measure(lab, topology, only, args, results):
     """Each figure in ``only``, into ``results``; converge (which rebuilds the lab) comes last."""
-    if "hop" in only:
-        started = _step("LB hop (wrk)")
-        results["hop"] = bench_hop(lab, args.runs, seconds=10)
-        _done("LB hop", started)
+    front = only & {"hop", "tls"}
+    if front:
+        started = _step(f"{' and '.join(sorted(front))}: wrk through the VIP over https and http")
+        results |= bench_front(lab, args.runs, front, args.handshakes)
+        _done("LB hop and TLS cost", started)
     if "app_stop" in only:
         started = _step("app server stop under load")
         results["app_stop"] = bench_app_stop(lab, max(1, args.runs // 2), args.rate)
@@ -184,6 +270,7 @@ def measure(lab, topology, only, args, results):
         if len(lab.derived["db_nodes"]) >= 3:
             started = _step("PostgreSQL failover (Patroni), primary hard-killed under writes")
             results["db_failover"] = bench_db_failover(lab, args.runs, rate=20)
+            results["db_failover_topology"] = topology.name
             _done("PostgreSQL failover", started)
         else:
             labctl.say(
@@ -208,15 +295,23 @@ def main(argv=None):
     parser.add_argument("--converge-runs", type=int, default=3)
     parser.add_argument("--rate", type=int, default=50, help="request stream, requests/s")
     parser.add_argument(
+        "--handshakes",
+        type=int,
+        default=500,
+        help="TLS cost: requests per run on a new connection each, over https and over http",
+    )
+    parser.add_argument(
         "--only",
-        choices=("converge", "takeover", "app_stop", "hop", "db_failover"),
+        choices=FIGURE_NAMES,
         action="append",
         help="measure only these (repeatable); default: everything",
     )
     args = parser.parse_args(argv)
-    if args.runs < 1 or args.converge_runs < 1 or not 1 <= args.rate <= 500:
-        parser.error("--runs and --converge-runs must be >= 1, --rate within 1..500")
-    only = set(args.only or ("converge", "takeover", "app_stop", "hop", "db_failover"))
+    if args.runs < 1 or args.converge_runs < 1 or args.handshakes < 2 or not 1 <= args.rate <= 500:
+        parser.error(
+            "--runs and --converge-runs must be >= 1, --handshakes >= 2, --rate within 1..500"
+        )
+    only = set(args.only or FIGURE_NAMES)
     topology = labctl.Path(args.topology).resolve()
     results = {}
     if args.only and (OUT / "results.json").exists():

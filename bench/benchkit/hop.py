@@ -1,4 +1,9 @@
-"""The cost of the lb hop: the same wrk run through the VIP and straight to one app's nginx."""
+"""wrk runs: the lb hop (through the VIP and straight to one app's nginx, both plain http) and
+the VIP over https beside plain http (benchkit.tlscost).
+
+wrk speaks https but does not verify the server's certificate (it has no option for a CA): the
+bench checks the same URL with a verifying client before each https run (tlscost.check_https).
+"""
 
 import re
 import shutil

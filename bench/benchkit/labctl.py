@@ -44,7 +44,34 @@ def vip_holders(lab):
 
 
 def vip_url(lab):
+    """``https://VIP/``: what clients use (haproxy terminates TLS with a site-CA certificate)."""
     return health.urls(lab)[0]
+
+
+def _url(scheme, address, port, default):
+    return f"{scheme}://{address}{'' if port == default else f':{port}'}/"
+
+
+def vip_http_url(lab):
+    """``http://VIP/``: a 308 to https unless the lbs were told to serve plain http too."""
+    return _url("http", lab.vip, lab.derived["ports"]["frontend"], 80)
+
+
+def app_url(lab, index=0):
+    """One app node's nginx, plain http (the host is in ``clients.direct_app_access``)."""
+    node = lab.derived["app"][index]
+    return _url("http", node["address"], lab.derived["ports"]["app"], 80)
+
+
+def fetch_ca():
+    """Copy the site CA's certificate out of the master (as `lab up` does once healthy)."""
+    return health.fetch_ca()
+
+
+def tls_context():
+    """Verifies against the site CA (``.lab/ca.crt``, copied out by every `lab up`). Made anew
+    each time: a rebuilt lab has a new CA."""
+    return health.tls_context()
 
 
 def attach(name, *command, check=True):

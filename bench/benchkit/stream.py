@@ -10,18 +10,33 @@ from urllib.parse import urlsplit
 from .labctl import PacedWrites, WriteFailed
 
 
+def connection(url, timeout, context=None):
+    """A new (not yet connected) connection for ``url``: https verifies against ``context``."""
+    parts = urlsplit(url)
+    if parts.scheme == "https":
+        return http.client.HTTPSConnection(
+            parts.hostname, parts.port or 443, timeout=timeout, context=context
+        )
+    if parts.scheme != "http":
+        raise ValueError(f"not an http(s) URL: {url}")
+    return http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=timeout)
+
+
 class Stream(PacedWrites):
     """GET ``url`` ``rate`` times per second until stopped (at most ``max_seconds``).
 
     Each request uses a new connection, as a fresh client would: a connection kept open to a dead
-    lb would measure the client's reconnect logic, not the stack.
+    lb would measure the client's reconnect logic, not the stack. For an https URL that is a full
+    TLS handshake per request, the certificate verified against ``context`` (the bench passes the
+    site CA's; None is Python's default trust store, which does not know the site CA).
     """
 
-    def __init__(self, url, rate=50, timeout=2.0, max_seconds=60, body=None):
-        parts = urlsplit(url)
-        self.host, self.port = parts.hostname, parts.port or 80
-        self.path = parts.path or "/"
+    def __init__(self, url, *, rate=50, timeout=2.0, max_seconds=60, body=None, context=None):
+        self.url = url
+        self.path = urlsplit(url).path or "/"
+        connection(url, timeout, context)  # a bad URL fails here, not in every request
         self.timeout = timeout
+        self.context = context
         # With a body: POST it as JSON, and a success is 201 (a write acknowledged).
         self.body = body
         super().__init__(
@@ -35,7 +50,7 @@ class Stream(PacedWrites):
 
     def _request(self, seq):
         try:
-            conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+            conn = connection(self.url, self.timeout, self.context)
             try:
                 if self.body is None:
                     conn.request("GET", self.path)
@@ -47,6 +62,7 @@ class Stream(PacedWrites):
             finally:
                 conn.close()
         except (OSError, http.client.HTTPException) as exc:
+            # ssl.SSLError (a certificate that does not verify, too) is an OSError.
             raise WriteFailed(f"{type(exc).__name__}: {exc}") from exc
         if response.status != (200 if self.body is None else 201):
             raise WriteFailed(response.status)

@@ -58,7 +58,8 @@ def run_once(lab, failure, rate, after):
     others = {n["name"] for n in lab.derived["lb"]} - {holder}
     priorities = {n["name"]: n["priority"] for n in lab.derived["lb"]}
     cause, restore = FAILURES[failure]
-    with Stream(labctl.vip_url(lab), rate=rate, max_seconds=60) as stream:
+    vip = labctl.vip_url(lab)
+    with Stream(vip, rate=rate, max_seconds=60, context=labctl.tls_context()) as stream:
         time.sleep(2)
         # The cause runs beside the clock, not before it: `systemctl stop` returns only when
         # keepalived has exited (about 1 s after it handed the VIP over), `lxc-stop -k` when the
@@ -89,7 +90,8 @@ def run_once(lab, failure, rate, after):
 
 
 def wait_settled(lab, apps, timeout=120):
-    """One VIP holder, haproxy up on every lb, and every app serving through the VIP."""
+    """One VIP holder, haproxy up on every lb, and every app serving through the VIP (https,
+    verified against the site CA)."""
     import json
     import urllib.request
 
@@ -105,13 +107,15 @@ def wait_settled(lab, apps, timeout=120):
         )
 
     last = {}
+    url = labctl.vip_url(lab) + "api/whoami"
+    context = labctl.tls_context()
 
     def serving():
         seen = set()
         for _ in range(10):
             try:
-                url = labctl.vip_url(lab) + "api/whoami"
-                with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - http://VIP
+                # https://VIP only (the lab's address)
+                with urllib.request.urlopen(url, timeout=2, context=context) as response:  # noqa: S310
                     seen.add(json.load(response)["node"])
             except OSError as exc:  # an app not serving (yet): the wait goes on
                 last["error"] = exc

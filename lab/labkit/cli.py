@@ -10,6 +10,7 @@ from . import (
     config,
     health,
     host,
+    intruder,
     lxc,
     net,
     pki,
@@ -59,7 +60,7 @@ def cmd_up(args):
             cluster.check_tree()
             sitedir.ensure(lab)
         with step("minion keys"):
-            pairs = pki.ensure([config.MASTER_NAME, *(n.name for n in lab.nodes)], tmpl)
+            pairs = pki.ensure([config.MASTER_NAME, *lab.minions], tmpl)
         with step("containers"):
             cluster.ensure_containers(lab, tmpl, pairs)
             for old in template.prune(tmpl):
@@ -160,6 +161,24 @@ def cmd_service(args):
     return proc.returncode
 
 
+def cmd_intruder(args):
+    """`lab intruder up|down|status`: a container on the bridge with no role (attack tests)."""
+    lab = _lab(args)
+    if args.action == "up":
+        with step("intruder up"):
+            where = intruder.up(lab)
+        say(f"{intruder.NAME}: {lxc.state(intruder.NAME)} at {where} (no role, no Salt minion)")
+    elif args.action == "down":
+        with step("intruder down"):
+            removed = intruder.down()
+        say(f"{intruder.NAME}: {'removed' if removed else 'none here'}")
+    else:
+        state, where, pid = intruder.status(lab)
+        say(f"{intruder.NAME}: {state} at {where}" + (f" (init pid {pid})" if pid else ""))
+        return 0 if state == "RUNNING" else 1
+    return 0
+
+
 def parser():
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
@@ -233,6 +252,13 @@ def parser():
     service.add_argument("service")
     service.add_argument("action", choices=("stop", "start", "restart"))
     service.set_defaults(func=cmd_service)
+    intr = sub.add_parser(
+        parents=[common],
+        name="intruder",
+        help="a container on the lab bridge with no role and no Salt minion (attack tests)",
+    )
+    intr.add_argument("action", choices=("up", "down", "status"))
+    intr.set_defaults(func=cmd_intruder, lock=True)
     return p
 
 

@@ -23,6 +23,11 @@ def configure_command(lab, node, minions=()):
     return [CONFIGURE_MINION, "--id", node.name, "--master", lab.master.address]
 
 
+def ca_minion_command(lab):
+    """The master container's own salt-minion: the site CA (webstack.pki.ca)."""
+    return [CONFIGURE_MINION, "--id", lab.ca_minion, "--master", lab.master.address]
+
+
 def _hosts(lab):
     lines = ["127.0.0.1 localhost", "::1 localhost ip6-localhost ip6-loopback"]
     lines += [f"{c.address} {c.name}" for c in lab.containers]
@@ -44,8 +49,9 @@ def _seed(lab, node, pairs):
     command = configure_command(lab, node, _minions(pairs))
     sh([*command, "--root", lxc.delta(name), "--keys", pki.KEYS], quiet=True)
     if name == MASTER_NAME:
-        # The template has both units and enables the minion: the master runs only salt-master.
-        lxc.symlink(name, "etc/systemd/system/salt-minion.service", "/dev/null")
+        # The template has both units and enables the minion; the master runs both: its minion
+        # is the site CA.
+        sh([*ca_minion_command(lab), "--root", lxc.delta(name), "--keys", pki.KEYS], quiet=True)
         lxc.symlink(
             name,
             "etc/systemd/system/multi-user.target.wants/salt-master.service",
@@ -60,6 +66,8 @@ def _seed_marker(lab, node):
     so are the accepted minions, which `sync_master_keys` keeps current on a running master.)
     """
     script, *args = configure_command(lab, node)
+    if node.name == MASTER_NAME:
+        args += ca_minion_command(lab)[1:]
     return f"# lab seed: {digest(script, ' '.join(args), lab.proxy_url)}\n"
 
 

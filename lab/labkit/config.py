@@ -100,6 +100,16 @@ class Lab:
         return self.derived["vip"]["address"]
 
     @property
+    def ca_minion(self):
+        """The master container's own minion: the site CA (the topology's master.minion_id)."""
+        return self.derived["pki"]["ca_minion"]
+
+    @property
+    def minions(self):
+        """Every minion id the master accepts: the CA minion, then the nodes in topology order."""
+        return [self.ca_minion, *(n.name for n in self.nodes)]
+
+    @property
     def proxy_url(self):
         return f"http://{self.gateway}:3142"
 

@@ -1,27 +1,47 @@
 """Waiting for the stack to be healthy, and the summary printed at the end of `lab up`."""
 
+import ssl
 import subprocess
 import urllib.error
 import urllib.request
 
 from . import lxc
-from .config import MASTER_NAME, REPO
+from .config import CA_FILE, MASTER_NAME, REPO
 from .run import TIMINGS, LabError, say, wait_for
+
+#: Where the CA minion keeps the site CA's certificate (salt/webstack/parameters/defaults.yaml).
+CA_CERT_ON_MASTER = "/etc/pki/webstack-ca/ca.crt"
 
 
 def urls(lab):
     ports = lab.derived["ports"]
-    front = "" if ports["frontend"] == 80 else f":{ports['frontend']}"
-    vip = f"http://{lab.vip}{front}/"
+    front = "" if ports["https"] == 443 else f":{ports['https']}"
+    vip = f"https://{lab.vip}{front}/"
     lbs = lab.derived["lb"]
-    stats = f"http://{lbs[0]['address']}:{ports['stats']}/stats" if lbs else None
+    stats = f"https://{lbs[0]['address']}:{ports['stats']}/stats" if lbs else None
     return vip, stats
+
+
+def fetch_ca():
+    """Copy the site CA's certificate (public) out of the master to ``CA_FILE``; return it."""
+    pem = lxc.attach(MASTER_NAME, "cat", CA_CERT_ON_MASTER, capture=True, check=False)
+    if "BEGIN CERTIFICATE" not in (pem or ""):
+        raise LabError(f"the site CA's certificate {CA_CERT_ON_MASTER} is not on the master yet")
+    CA_FILE.parent.mkdir(parents=True, exist_ok=True)
+    CA_FILE.write_text(pem)
+    return CA_FILE
+
+
+def tls_context():
+    """Verify the lab's https answers against the site CA (copied out by :func:`fetch_ca`)."""
+    return ssl.create_default_context(cafile=str(CA_FILE))
 
 
 def http_status(url, timeout=3):
     """The HTTP status of a GET (only to the lab's own addresses), or None if nothing answers."""
+    context = tls_context() if url.startswith("https:") and CA_FILE.exists() else None
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - http to the lab only
+        with urllib.request.urlopen(url, timeout=timeout, context=context) as response:  # noqa: S310 - the lab only
             return response.status
     except urllib.error.HTTPError as exc:
         return exc.code
@@ -31,6 +51,7 @@ def http_status(url, timeout=3):
 
 def wait_healthy(lab, timeout=180):
     """The VIP answers 200, then `salt-run webstack.status` exits 0 (when the runner exists)."""
+    fetch_ca()
     vip, _ = urls(lab)
     last = {}
 
@@ -94,6 +115,8 @@ def summary(lab):
     for line in node_table(lab):
         say("  " + line)
     say(f"  VIP:   {vip}")
+    if CA_FILE.exists():
+        say(f"         curl --cacert {CA_FILE.relative_to(REPO)} {vip}  (the site CA)")
     if stats:
         say(f"  stats: {stats} (admin / stats_password in .lab/site/webstack_secrets.sls)")
     say(f"  proxy: {lab.proxy_url}")

@@ -36,7 +36,8 @@ HOST_FILES = {
     "/usr/include/stdio.h": "pip wheel: gcc compiling timelib",
     "/usr/lib/postgresql/15/bin/postgres": "tests/support: loopback PostgreSQL and Patroni",
     "/usr/lib/postgresql/15/bin/initdb": "tests/support/loopback_postgres.py",
-    "/usr/lib/postgresql/15/bin/psql": "tests/support: SQL on the loopback clusters",
+    "/usr/lib/postgresql/15/bin/psql": "tests/support: SQL on the loopback clusters; tests/e2e:"
+    " the intruder's logins (in its network namespace)",
     "/etc/nginx/mime.types": "salt/webstack/app/files/nginx-check-site includes it",
     "/usr/lib/python3/dist-packages/supervisor/options.py": "supervisor-check-program imports it",
 }
@@ -61,7 +62,7 @@ HOST_COMMANDS = {
     "lxc-attach": "lxc.py",
     "lxc-freeze": "lxc.py",
     "lxc-unfreeze": "lxc.py",
-    "nsenter": "lxc.py: host tools in a node's network namespace",
+    "nsenter": "lxc.py, intruder.py: host tools in a node's (the intruder's) network namespace",
     "gcc": "pip wheel (wheelhouse.py, bootstrap-dev): timelib",
     # make, scripts/lint, scripts/bootstrap-dev
     "make": "make lab, make test",
@@ -82,4 +83,6 @@ HOST_COMMANDS = {
     "etcd": "tests/support/patroni_cluster.py",
     "vagrant": "tests/functional/vagrant: vagrant validate",
     "wrk": "bench/benchkit/hop.py, tests/functional/bench",
+    "tcpdump": "tests/e2e/test_e2e_capture.py: full-packet captures of the lab bridge",
+    "timeout": "tests/e2e/test_e2e_capture.py: a bound on tcpdump",
 }

@@ -61,7 +61,7 @@ def minions_up(wait=3):
 
 
 def wait_minions(lab, timeout=120):
-    wanted = {n.name for n in lab.nodes}
+    wanted = set(lab.minions)
     deadline = time.monotonic() + timeout
     answered = set()
     while time.monotonic() < deadline:
@@ -76,7 +76,7 @@ def wait_minions(lab, timeout=120):
 
 def sync_all(lab):
     result = salt_json("*", "saltutil.sync_all", timeout=60)
-    missing = {n.name for n in lab.nodes} - set(result)
+    missing = set(lab.minions) - set(result)
     if missing:
         raise LabError(f"saltutil.sync_all: no answer from {', '.join(sorted(missing))}")
     bad = {k: v for k, v in result.items() if not isinstance(v, dict)}
@@ -144,7 +144,7 @@ def apply(lab, target="*", timeout=1800):
     """``state.apply`` on ``target``: a line per minion and every failure; returns (ok, summary)."""
     result = salt_json(target, "state.apply", timeout=timeout)
     write_private(LAST_APPLY, json.dumps(result, indent=2))
-    wanted = {n.name for n in lab.nodes} if target == "*" else set()
+    wanted = set(lab.minions) if target == "*" else set()
     summary = summarize(result, wanted)
     for minion, entry in summary.items():
         status = "ok" if not entry["errors"] else "FAILED"

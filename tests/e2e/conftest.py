@@ -82,8 +82,12 @@ def healthy(lab, request):
     return lab
 
 
-#: Tests that rebuild the lab with another topology run after every other e2e test.
-LAST = ("test_e2e_patroni.py",)
+#: Tests that rebuild the lab with another topology (three db nodes) run after every other e2e
+#: test, together, on one rebuild.
+LAST = ("test_e2e_patroni.py", "test_e2e_intruder.py", "test_e2e_capture.py")
+
+#: The three-db topology those tests run on.
+HA_TOPOLOGY = REPO / "topology" / "lab-ha-db.yaml"
 
 
 def pytest_collection_modifyitems(items):
@@ -98,6 +102,18 @@ def pytest_collection_modifyitems(items):
 def switch_topology(request):
     """``switch_topology(path)``: rebuild the lab from bare containers with another topology."""
     return lambda topology: _switch_topology(request.config, topology)
+
+
+@pytest.fixture(scope="session")
+def ha_lab(lab, switch_topology):
+    """The lab with three db nodes (a Patroni cluster): the running one when it has them, else
+    rebuilt from bare containers with them (a single PostgreSQL holding data does not turn into
+    a Patroni member by itself). Looks at the lab running now, not the session's first handle."""
+    current = Lab()
+    if len(current.dbs) < 3:
+        current = switch_topology(HA_TOPOLOGY)
+    current.wait_healthy(timeout=300)
+    return current
 
 
 def _switch_topology(config, topology):

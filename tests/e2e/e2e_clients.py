@@ -22,6 +22,7 @@ from collections import Counter
 
 import yaml
 from e2e_lab import REPO
+from labkit import health
 
 SECRETS = REPO / ".lab" / "site" / "webstack_secrets.sls"
 
@@ -79,11 +80,26 @@ class Answer:
         return f"Answer({self.status}, {self.body[:120]!r}, error={self.error!r})"
 
 
-def request(host, method, path, source=None, body=None, headers=None, port=80, timeout=10):
-    """One request on a fresh connection from ``source`` (an address of the host)."""
-    conn = http.client.HTTPConnection(
-        host, port, timeout=timeout, source_address=(source, 0) if source else None
-    )
+def _tls(port, tls):
+    """Whether to speak TLS: the VIP's 443 and the lbs' stats port do; nginx's port 80 does not."""
+    return port != 80 if tls is None else tls
+
+
+def request(
+    host, method, path, source=None, body=None, headers=None, port=443, timeout=10, tls=None
+):
+    """One request on a fresh connection from ``source`` (an address of the host); over TLS
+    (verified against the site CA) unless to port 80."""
+    bind = (source, 0) if source else None
+    try:
+        if _tls(port, tls):
+            conn = http.client.HTTPSConnection(
+                host, port, timeout=timeout, source_address=bind, context=health.tls_context()
+            )
+        else:
+            conn = http.client.HTTPConnection(host, port, timeout=timeout, source_address=bind)
+    except OSError as exc:
+        return Answer(None, error=f"{type(exc).__name__}: {exc}")
     try:
         conn.request(method, path, body=body, headers=headers or {})
         response = conn.getresponse()
@@ -96,12 +112,17 @@ def request(host, method, path, source=None, body=None, headers=None, port=80, t
         conn.close()
 
 
-def raw_request(host, data, source=None, port=80, timeout=10):
+def raw_request(host, data, source=None, port=443, timeout=10, tls=None):
     """Bytes sent as they are (a malformed request); the answer's status line and body."""
     try:
         with socket.create_connection(
             (host, port), timeout=timeout, source_address=(source, 0) if source else None
-        ) as sock:
+        ) as plain:
+            sock = (
+                health.tls_context().wrap_socket(plain, server_hostname=host)
+                if _tls(port, tls)
+                else plain
+            )
             sock.sendall(data)
             chunks = []
             while chunk := sock.recv(65536):  # until the server closes the connection

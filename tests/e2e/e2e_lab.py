@@ -36,8 +36,11 @@ def http_post_json(url, payload, timeout=5):
 
 
 def _http(request, timeout):
+    url = request if isinstance(request, str) else request.full_url
+    # The VIP serves https with the site CA's certificates (a plain http:// URL is redirected).
+    context = health.tls_context() if url.startswith("https:") else None
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with urllib.request.urlopen(request, timeout=timeout, context=context) as response:
             return response.status, response.read().decode("utf-8", "replace")
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read().decode("utf-8", "replace")

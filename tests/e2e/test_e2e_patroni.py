@@ -15,11 +15,13 @@ loop is bounded. Skipped unless the lab's topology has three or more db nodes.
 """
 
 import json
+import subprocess
 import time
 import uuid
 
 import pytest
 from e2e_lab import REPO, http_get, http_post_json, wait_until
+from labkit import lxc
 from labkit.writes import PacedWrites, WriteFailed
 
 #: The issue's bound: a new primary within 30 s of the old one's death.
@@ -27,24 +29,9 @@ FAILOVER_BOUND = 30.0
 #: Writes must succeed again within this long of the kill (failover + FerretDB reconnecting).
 WRITES_BACK_BOUND = 60.0
 PATRONI_PORT = 8008
+#: Each db node's TLS identity (salt/webstack/parameters/defaults.yaml pki).
+PKI = "/etc/webstack/pki/"
 RESULTS = REPO / ".lab" / "e2e-patroni.json"
-
-
-HA_TOPOLOGY = REPO / "topology" / "lab-ha-db.yaml"
-
-
-@pytest.fixture(scope="module")
-def ha_lab(lab, switch_topology):
-    """The lab rebuilt from bare containers with three db nodes (unless it already has them).
-
-    A rebuild, not a converge: a single PostgreSQL holding data does not turn into a Patroni
-    member by itself (the db role refuses to drop a cluster with data in it).
-    """
-    if len(lab.dbs) >= 3:
-        return lab
-    handle = switch_topology(HA_TOPOLOGY)
-    handle.wait_healthy(timeout=300)
-    return handle
 
 
 @pytest.fixture
@@ -68,7 +55,17 @@ def test_three_db_lab_converges_and_a_second_apply_changes_nothing(ha_lab):
 
 
 def _rest(lab, node, path, timeout=2):
-    status, body = http_get(f"http://{lab.address(node)}:{PATRONI_PORT}{path}", timeout=timeout)
+    """A GET of Patroni's REST API on ``node``, from ``node`` itself: the API answers only clients
+    with a site-CA certificate (the node's own, as its Salt module uses)."""
+    url = f"https://{lab.address(node)}:{PATRONI_PORT}{path}"
+    proc = subprocess.run(
+        lxc.attach_args(node, "curl", "-s", "-m", str(timeout), "-w", "\n%{http_code}",
+                        "--cacert", PKI + "ca.crt", "--cert", PKI + "node.crt",
+                        "--key", PKI + "node.key", url),
+        capture_output=True, text=True, timeout=timeout + 10, check=False,
+    )  # fmt: skip
+    body, _, code = proc.stdout.rpartition("\n")
+    status = int(code) if code.isdigit() and code != "000" else None
     try:
         return status, json.loads(body)
     except ValueError:

@@ -32,6 +32,7 @@ import pathlib
 import signal
 import socket
 import socketserver
+import ssl
 import subprocess
 import sys
 import threading
@@ -110,6 +111,10 @@ class EdgeSandbox:
 
 
 # --------------------------------------------------------------------------- driver side
+
+
+#: How the driver's clients reach a TLS host (the VIP): set by ``op_tls``.
+_TLS = {}
 
 
 def _run(*cmd):
@@ -196,11 +201,29 @@ class _Served:
             self.server = None
 
 
-class _Backend(_Served):
-    """A fake app node behind haproxy: /healthz, /api/whoami, /db (503); hits per path."""
+def _server_context(tls):
+    """A server context presenting ``tls["cert"]``/``tls["key"]`` and requiring a client
+    certificate of ``tls["ca"]`` (as the app nodes' nginx requires the lbs')."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tls["cert"], tls["key"])
+    context.load_verify_locations(tls["ca"])
+    context.verify_mode = ssl.CERT_REQUIRED
+    return context
 
-    def __init__(self, name, address, port):
-        self.name, self.address, self.port = name, address, port
+
+def _client_context(tls):
+    context = ssl.create_default_context(cafile=tls["ca"])
+    if tls.get("cert"):
+        context.load_cert_chain(tls["cert"], tls["key"])
+    return context
+
+
+class _Backend(_Served):
+    """A fake app node behind haproxy: /healthz, /api/whoami, /db (503); hits per path. With
+    ``tls``, over TLS requiring a client certificate (haproxy's); the answer names its CN."""
+
+    def __init__(self, name, address, port, tls=None):
+        self.name, self.address, self.port, self.tls = name, address, port, tls
         self.hits = collections.Counter()
         self.lock = threading.Lock()
 
@@ -234,7 +257,10 @@ class _Backend(_Served):
 
             do_HEAD = do_GET
 
-        return _TCPHTTPServer((self.address, self.port), Handler)
+        server = _TCPHTTPServer((self.address, self.port), Handler)
+        if self.tls:
+            server.socket = _server_context(self.tls).wrap_socket(server.socket, server_side=True)
+        return server
 
 
 class _TCPHTTPServer(http.server.ThreadingHTTPServer):
@@ -322,9 +348,9 @@ class Driver:
 
     # -- fake app backends
 
-    def op_backend_start(self, name, address=None, port=80):
+    def op_backend_start(self, name, address=None, port=80, tls=None):
         if name not in self.backends:
-            self.backends[name] = _Backend(name, address, port)
+            self.backends[name] = _Backend(name, address, port, tls)
         self.backends[name].start()
         return True
 
@@ -455,10 +481,41 @@ class Driver:
 
     # -- clients
 
+    def op_tls(self, ca, hosts):
+        """Requests to ``hosts`` (the VIP) go over https to port 443, verified against ``ca``,
+        unless a request names its port."""
+        _TLS.update(context=ssl.create_default_context(cafile=ca), hosts=set(hosts))
+        return True
+
     @staticmethod
-    def _http(source, host, port=80, method="GET", path="/", headers=None, body=None, timeout=10):
+    def _http(
+        source,
+        host,
+        port=None,
+        method="GET",
+        path="/",
+        headers=None,
+        body=None,
+        timeout=10,
+        tls=None,
+    ):
+        """One request; over TLS to a host registered by ``op_tls``, or with ``tls`` (``{ca,
+        cert, key}``: this client's certificate) to any."""
         started = time.monotonic()
-        conn = http.client.HTTPConnection(host, port, timeout=timeout, source_address=(source, 0))
+        to_vip = tls is None and port in (None, 443) and host in _TLS.get("hosts", ())
+        port = port or (443 if to_vip else 80)
+        try:
+            if to_vip or tls:
+                context = _TLS["context"] if to_vip else _client_context(tls)
+                conn = http.client.HTTPSConnection(
+                    host, port, timeout=timeout, source_address=(source, 0), context=context
+                )
+            else:
+                conn = http.client.HTTPConnection(
+                    host, port, timeout=timeout, source_address=(source, 0)
+                )
+        except OSError as exc:
+            return {"status": None, "error": f"{type(exc).__name__}: {exc}"}
         try:
             conn.putrequest(method, path, skip_accept_encoding=True)
             for name, value in (headers or {}).items():

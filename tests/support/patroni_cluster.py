@@ -18,6 +18,7 @@ import pwd
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -54,10 +55,19 @@ def port_free(address, port):
     return True
 
 
-def http_json(api, path, timeout=2.0):
-    """``(status, JSON)`` of GET ``path`` on ``host:port``; ``(None, error)`` if nothing answers."""
+def http_json(api, path, timeout=2.0, tls=None):
+    """``(status, JSON)`` of GET ``path`` on ``host:port``; ``(None, error)`` if nothing answers.
+    ``tls`` (``{ca_cert, cert, key}``): over https with that client certificate."""
     host, _, port = api.rpartition(":")
-    conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
+    try:
+        if tls:
+            context = ssl.create_default_context(cafile=tls["ca_cert"])
+            context.load_cert_chain(tls["cert"], tls["key"])
+            conn = http.client.HTTPSConnection(host, int(port), timeout=timeout, context=context)
+        else:
+            conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
+    except OSError as exc:
+        return None, str(exc)
     try:
         conn.request("GET", path)
         response = conn.getresponse()
@@ -92,10 +102,17 @@ class Node:
 class LoopbackCluster:
     """``files``: ``{node name: {"patroni": text, "etcd": text}}`` as rendered for each db node."""
 
-    def __init__(self, files, members):
+    def __init__(self, files, members, pki):
+        """``pki``: the rendered configs' TLS files (``{dir, ca_cert, cert, key}``); they are
+        copied where the postgres user (Patroni, PostgreSQL) can read them, as on a db node."""
         self.root = pathlib.Path(tempfile.mkdtemp(prefix="webstack-patroni-"))
         self.root.chmod(0o755)
         self.pg = pwd.getpwnam("postgres")
+        self.tls = self._copy_pki(pki)
+        files = {
+            name: {kind: self._moved(text, pki) for kind, text in texts.items()}
+            for name, texts in files.items()
+        }
         self.nodes = {}
         for member in members:
             name = member["name"]
@@ -114,6 +131,23 @@ class LoopbackCluster:
             self.nodes[name] = node
 
     # --- the rendered configs, moved into the temp dir ------------------------------------------
+    def _copy_pki(self, pki):
+        target = self.root / "pki"
+        target.mkdir(mode=0o755)
+        copied = {}
+        for key in ("ca_cert", "cert", "key"):
+            path = target / pathlib.Path(pki[key]).name
+            shutil.copyfile(pki[key], path)
+            os.chown(path, self.pg.pw_uid, self.pg.pw_gid)
+            path.chmod(0o600 if key == "key" else 0o644)
+            copied[key] = str(path)
+        return copied
+
+    def _moved(self, text, pki):
+        for key in ("ca_cert", "cert", "key"):
+            text = text.replace(pki[key], self.tls[key])
+        return text
+
     @staticmethod
     def _patroni(text, base):
         config = yaml.safe_load(text)
@@ -128,8 +162,8 @@ class LoopbackCluster:
         # the node's own address, which pg_hba names): admit it for replication and pg_rewind.
         users = pg["authentication"]
         loopback = [
-            f"host replication {users['replication']['username']} 127.0.0.1/32 scram-sha-256",
-            f"host postgres {users['rewind']['username']} 127.0.0.1/32 scram-sha-256",
+            f"hostssl replication {users['replication']['username']} 127.0.0.1/32 scram-sha-256",
+            f"hostssl postgres {users['rewind']['username']} 127.0.0.1/32 scram-sha-256",
         ]
         pg["pg_hba"] = pg["pg_hba"] + loopback
         config["bootstrap"]["pg_hba"] = config["bootstrap"]["pg_hba"] + loopback
@@ -219,7 +253,7 @@ class LoopbackCluster:
 
     # --- observation -----------------------------------------------------------------------------
     def get(self, name, path, timeout=2.0):
-        return http_json(self.nodes[name].api, path, timeout)
+        return http_json(self.nodes[name].api, path, timeout, tls=self.tls)
 
     def cluster(self, exclude=()):
         """The first ``GET /cluster`` answer of a live node (not in ``exclude``)."""
@@ -245,10 +279,11 @@ class LoopbackCluster:
     def logs(self, lines=15):
         out = []
         for node in self.nodes.values():
-            path = node.base / "patroni.log"
-            if path.exists():
-                tail = path.read_text(errors="replace").splitlines()[-lines:]
-                out.append(f"--- {node.name} patroni.log\n" + "\n".join(tail))
+            for log in ("patroni.log", "etcd.log"):
+                path = node.base / log
+                if path.exists():
+                    tail = path.read_text(errors="replace").splitlines()[-lines:]
+                    out.append(f"--- {node.name} {log}\n" + "\n".join(tail))
         return "\n".join(out)
 
     def psql(self, name, sql, user="postgres", database="postgres"):

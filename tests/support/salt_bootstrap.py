@@ -39,6 +39,8 @@ def master_config(interface):
         "runner_dirs": ["/srv/webstack/_runners"],
         "utils_dirs": ["/srv/webstack/_utils"],
         "worker_threads": 4,
+        # Minions ask the site CA's minion to sign their certificates through the master.
+        "peer": {".*": ["x509.sign_remote_certificate"]},
         "timeout": 15,
         "gather_job_timeout": 30,
         "log_level_logfile": "info",

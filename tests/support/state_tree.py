@@ -16,6 +16,8 @@ import sys
 
 import yaml
 
+from support.site_pki import SitePki
+
 REPO = pathlib.Path(__file__).resolve().parents[2]
 SECRETS = {
     "stats_password": "stats-Pw-1",
@@ -56,6 +58,21 @@ def ferretdb_binary():
     return path
 
 
+def _addresses(topology):
+    """Every valid address of a topology, valid or not (the nodes' and the VIP)."""
+    if not isinstance(topology, dict):
+        return []
+    nodes = topology.get("nodes") if isinstance(topology.get("nodes"), list) else []
+    vip = topology.get("vip") if isinstance(topology.get("vip"), dict) else {}
+    found = []
+    for value in [n.get("address") for n in nodes if isinstance(n, dict)] + [vip.get("address")]:
+        try:
+            found.append(str(ipaddress.ip_address(str(value))))
+        except ValueError:
+            continue
+    return found
+
+
 class StateTree:
     """One site (topology + secrets + lookup) on disk, run by masterless minions of any id.
 
@@ -73,8 +90,24 @@ class StateTree:
             (site / "webstack_secrets.sls").write_text(
                 yaml.safe_dump({"webstack": {"secrets": secrets}})
             )
-        local = {"ferretdb": {"source": "salt://ferretdb/ferretdb"}}
+        # A node's TLS files (the CA minion would issue them): one test certificate naming every
+        # address of the topology, so configs that load it (haproxy -c) and the edge sandbox's
+        # TLS clients meet a real one.
+        self.pki = SitePki(self.base / "pki")
+        # (127.0.0.1 too: the loopback Patroni cluster's etcd members connect from it, and etcd
+        # checks a peer's address against its certificate.)
+        identity = self.pki.issue("node", addresses=[*_addresses(topology), "127.0.0.1"])
+        local = {
+            "ferretdb": {"source": "salt://ferretdb/ferretdb"},
+            "pki": {
+                "dir": str(self.pki.dir),
+                "ca_cert": str(self.pki.ca),
+                "cert": str(identity.cert),
+                "key": str(identity.key),
+            },
+        }
         local.update(lookup or {})
+        self.lookup = local
         (site / "webstack_local.sls").write_text(yaml.safe_dump({"webstack": {"lookup": local}}))
         os.symlink(ferretdb_binary(), site / "files" / "ferretdb" / "ferretdb")
         self.site = site

@@ -31,9 +31,12 @@ webstack-app-ferretdb-unit-file-managed:
     - context:
         node: {{ webstack.node | tojson }}
         ferretdb: {{ ferretdb | tojson }}
+        pki: {{ webstack.pki | tojson }}
     - require:
       - file: webstack-app-ferretdb-binary-file-managed
       - user: webstack-app-ferretdb-user-present
+      # It verifies PostgreSQL's certificate against the site CA.
+      - sls: {{ tplroot }}.pki
 
 webstack-app-ferretdb-service-running:
   service.running:

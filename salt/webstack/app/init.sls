@@ -5,6 +5,7 @@
 include:
   - {{ tplroot }}.common
 {%- if webstack.valid %}
+  - {{ tplroot }}.pki
   - .package
   - .user
   - .code

@@ -22,10 +22,13 @@ webstack-app-nginx-site-file-managed:
     - context:
         node: {{ webstack.node | tojson }}
         app: {{ webstack.app | tojson }}
+        pki: {{ webstack.pki | tojson }}
     # `nginx -t` on a scratch nginx.conf that includes only this site, before it goes live.
     - check_cmd: /usr/local/libexec/webstack/nginx-check-site
     - require:
       - sls: {{ tplroot }}.app.package
+      # nginx -t loads the certificate and key.
+      - sls: {{ tplroot }}.pki
       - file: webstack-app-nginx-check-file-managed
 
 webstack-app-nginx-site-file-symlink:
@@ -50,6 +53,8 @@ webstack-app-nginx-rebind-cmd-run:
     - name: systemctl restart {{ nginx.service }}
     - onchanges:
       - file: webstack-app-nginx-default-file-absent
+      # A reissued certificate is loaded by a reload.
+      - sls: {{ tplroot }}.pki
     - onlyif: systemctl is-active --quiet {{ nginx.service }}
     - require:
       - file: webstack-app-nginx-site-file-symlink
@@ -65,3 +70,5 @@ webstack-app-nginx-service-running:
       - file: webstack-app-nginx-site-file-managed
       - file: webstack-app-nginx-site-file-symlink
       - file: webstack-app-nginx-default-file-absent
+      # A reissued certificate is loaded by a reload.
+      - sls: {{ tplroot }}.pki

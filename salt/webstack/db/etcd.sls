@@ -12,6 +12,16 @@ webstack-db-etcd-pkg-installed:
     - require:
       - sls: {{ tplroot }}.common.validation
 
+{#- etcd reads this node's private key (group-readable, 0640): its peers and clients must show a
+    site-CA certificate, and it shows its own. #}
+webstack-db-etcd-key_group-group-present:
+  group.present:
+    - name: {{ webstack.pki.key_group }}
+    - addusers: [etcd]
+    - require:
+      - pkg: webstack-db-etcd-pkg-installed
+      - sls: {{ tplroot }}.pki
+
 webstack-db-etcd-data-file-directory:
   file.directory:
     - name: {{ etcd.data_dir }}
@@ -29,6 +39,7 @@ webstack-db-etcd-config-file-managed:
     - context:
         node: {{ webstack.node | tojson }}
         etcd: {{ etcd | tojson }}
+        pki: {{ webstack.pki | tojson }}
     - user: root
     - group: etcd
     - mode: '0640'
@@ -72,6 +83,7 @@ webstack-db-etcd-service-running:
     - require:
       - file: webstack-db-etcd-data-file-directory
       - cmd: webstack-db-etcd-unit-cmd-run
+      - group: webstack-db-etcd-key_group-group-present
     - watch:
       - file: webstack-db-etcd-config-file-managed
       - file: webstack-db-etcd-unit-file-managed

@@ -6,6 +6,7 @@
 include:
   - {{ tplroot }}.common
 {%- if webstack.valid %}
+  - {{ tplroot }}.pki
   {%- if webstack.node.db.engine == 'mongodb' %}
   - .mongodb
   {%- elif webstack.node.db.cluster %}

@@ -61,6 +61,7 @@ webstack-db-patroni-config-file-managed:
     - context:
         node: {{ webstack.node | tojson }}
         patroni: {{ patroni | tojson }}
+        pki: {{ webstack.pki | tojson }}
     - user: root
     - group: postgres
     - mode: '0640'
@@ -72,6 +73,15 @@ webstack-db-patroni-config-file-managed:
     - require:
       - pkg: webstack-db-patroni-pkg-installed
       - file: webstack-db-patroni-helpers-file-managed
+
+{#- PostgreSQL and Patroni (as postgres) read this node's private key (group-readable, 0640). #}
+webstack-db-patroni-key_group-group-present:
+  group.present:
+    - name: {{ webstack.pki.key_group }}
+    - addusers: [postgres]
+    - require:
+      - pkg: webstack-db-patroni-pkg-installed
+      - sls: {{ tplroot }}.pki
 
 {#- Patroni's data_dir: Patroni (as postgres) runs initdb or pg_basebackup into it. #}
 webstack-db-patroni-data-file-directory:
@@ -95,8 +105,11 @@ webstack-db-patroni-service-running:
       - sls: {{ tplroot }}.db.etcd
       - cmd: webstack-db-patroni-default_cluster-cmd-run
       - file: webstack-db-patroni-data-file-directory
+      - group: webstack-db-patroni-key_group-group-present
     - watch:
       - file: webstack-db-patroni-config-file-managed
+      # A reissued certificate: the reload makes PostgreSQL and the REST API load it.
+      - sls: {{ tplroot }}.pki
 
 {#- Until this member runs PostgreSQL (as leader or replica) and the cluster has a leader: the first
     apply waits here for the bootstrap. Reports no change. #}

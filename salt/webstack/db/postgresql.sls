@@ -9,8 +9,17 @@ webstack-db-postgresql-pkg-installed:
     - require:
       - sls: {{ tplroot }}.common.validation
 
-{#- Listen on this node's address; only the app nodes (their FerretDB sidecars) may connect,
-    with a password, to the app's database. Everything else keeps Debian's defaults. #}
+{#- PostgreSQL (as postgres) reads this node's private key (group-readable, 0640). #}
+webstack-db-postgresql-key_group-group-present:
+  group.present:
+    - name: {{ webstack.pki.key_group }}
+    - addusers: [postgres]
+    - require:
+      - pkg: webstack-db-postgresql-pkg-installed
+      - sls: {{ tplroot }}.pki
+
+{#- Listen on this node's address with TLS; only the app nodes (their FerretDB sidecars) may
+    connect, over TLS with a password, to the app's database. The rest keeps Debian's defaults. #}
 webstack-db-postgresql-conf-file-managed:
   file.managed:
     - name: {{ pg.conf_dir }}/conf.d/webstack.conf
@@ -18,11 +27,13 @@ webstack-db-postgresql-conf-file-managed:
     - template: jinja
     - context:
         node: {{ webstack.node | tojson }}
+        pki: {{ webstack.pki | tojson }}
     - user: postgres
     - group: postgres
     - mode: '0644'
     - require:
       - pkg: webstack-db-postgresql-pkg-installed
+      - group: webstack-db-postgresql-key_group-group-present
 
 webstack-db-postgresql-hba-file-managed:
   file.managed:
@@ -46,6 +57,8 @@ webstack-db-postgresql-service-running:
     - reload: true
     - watch:
       - file: webstack-db-postgresql-hba-file-managed
+      # A reissued certificate is loaded on reload.
+      - sls: {{ tplroot }}.pki
 
 webstack-db-postgresql-restart-cmd-run:
   cmd.run:

@@ -4,6 +4,7 @@
 include:
   - {{ tplroot }}.common
 {%- if webstack.valid %}
+  - {{ tplroot }}.pki
   - .package
   - .sysctl
   - .haproxy

@@ -79,7 +79,15 @@ def rendered(state_tree, topology):
     return {
         "haproxy": tree.rendered_files("lb1")["/etc/haproxy/haproxy.cfg"][0],
         "nginx": tree.rendered_files("app1")["/etc/nginx/sites-available/webstack"][0],
+        "ca": str(tree.pki.ca),
+        "pki": tree.pki,
     }
+
+
+def identity(rendered, name, address):
+    """``{ca, cert, key}`` of a site-CA certificate for ``name`` at ``address``."""
+    issued = rendered["pki"].issue(name, addresses=(address,))
+    return {"ca": rendered["ca"], "cert": str(issued.cert), "key": str(issued.key)}
 
 
 @pytest.fixture(scope="module")
@@ -96,8 +104,12 @@ def lb(sandbox, rendered, nodes):
     sandbox.call("nginx_stop")
     sandbox.call("gunicorn_stop")
     for name in ("app1", "app2"):
-        sandbox.call("backend_start", name=name, address=nodes[name])
+        # As nginx does: TLS with the app node's own certificate, haproxy's required.
+        tls = identity(rendered, name, nodes[name])
+        sandbox.call("backend_start", name=name, address=nodes[name], port=8443, tls=tls)
     sandbox.call("haproxy_start", config=rendered["haproxy"])
+    # Clients reach the VIP over https (verified against the site CA), as users do.
+    sandbox.call("tls", ca=rendered["ca"], hosts=[nodes["vip"]])
     sandbox.call("haproxy_wait", status="UP", servers=["app1", "app2"])
     sandbox.call("backend_hits", reset=True)
     yield sandbox
@@ -153,6 +165,17 @@ def test_app_503s_reach_one_backend_once_and_mark_no_server_down(lb, nodes):
         assert after[name]["chkdown"] == before[name]["chkdown"], (before[name], after[name])
     db_hits = hits(lb, "/db")
     assert sum(db_hits.values()) == 200, db_hits  # no 503 was retried
+
+
+def test_plain_http_on_the_vip_is_redirected_to_https_and_nothing_reaches_the_app(lb, nodes):
+    answer = request(lb, CLIENTS[19], nodes["vip"], path="/api/notes?limit=1", port=80)
+    assert answer["status"] == 308, answer
+    assert answer["headers"]["location"] == f"https://{nodes['vip']}/api/notes?limit=1"
+    assert sum(hits(lb, "/api/notes").values()) == 0
+    secure = request(lb, CLIENTS[19], nodes["vip"])
+    assert secure["status"] == 200, secure
+    # HSTS is opt-in (it pins browsers to https for max-age).
+    assert "strict-transport-security" not in secure["headers"]
 
 
 def test_a_refused_connection_is_retried_on_the_other_server(lb, nodes):
@@ -265,6 +288,25 @@ def test_no_request_id_gets_one_from_haproxy(lb, nodes):
 
 
 # --------------------------------------------------------------------------- nginx
+
+
+def test_nginx_s_tls_listener_admits_only_an_lb_s_certificate(app_node, nodes, rendered):
+    """Port app_tls (the lbs' way in): no certificate -> 400, a site certificate that is not an
+    lb's -> 403, an lb's -> 200; all JSON, none reaching the app but the last."""
+    before = app_node.call("gunicorn_hits")
+    bare = {"ca": rendered["ca"]}
+    answer = request(app_node, nodes["lb1"], nodes["app1"], port=8443, tls=bare)
+    assert answer["status"] == 400 and json_of(answer)["error"] == "bad_request", answer
+    app2 = identity(rendered, "app2", nodes["app2"])
+    answer = request(app_node, nodes["app2"], nodes["app1"], port=8443, tls=app2)
+    assert answer["status"] == 403 and json_of(answer)["error"] == "forbidden", answer
+    assert app_node.call("gunicorn_hits") == before
+    lb1 = identity(rendered, "lb1", nodes["lb1"])
+    answer = request(app_node, nodes["lb1"], nodes["app1"], port=8443, tls=lb1)
+    assert answer["status"] == 200, answer
+    # Even an lb's certificate is refused from an address that may not connect at all.
+    answer = request(app_node, STRANGER, nodes["app1"], port=8443, tls=lb1)
+    assert answer["status"] == 403, answer
 
 
 def test_nginx_refuses_a_source_that_is_not_allowed(app_node, nodes):

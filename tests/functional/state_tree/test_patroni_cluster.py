@@ -26,6 +26,8 @@ from support.salt_modules import UTILS, load
 from support.state_tree import SECRETS, ferretdb_binary, make_topology
 
 CIDR = "127.0.80.0/24"
+#: The loopback cluster's TLS files (``{ca_cert, cert, key}``), set when it starts.
+TLS = {}
 FAILOVER_BOUND = 30.0  # the bound for a new primary after the old one is killed
 ROWS = 200
 
@@ -37,7 +39,8 @@ def patroni_module(topology, node_name):
     """``_modules/webstack_patroni.py`` as the loader would give it on ``node_name``."""
     module = load("_modules", "webstack_patroni", f"webstack_patroni_fn_{node_name}")
     module.__salt__ = {"webstack_topology.node": lambda: topology_module.node(node_name, topology)}
-    module.__pillar__ = {"webstack": {"secrets": dict(SECRETS)}}
+    # Its TLS files: the cluster's copies (Patroni's REST API requires a client certificate).
+    module.__pillar__ = {"webstack": {"secrets": dict(SECRETS), "lookup": {"pki": dict(TLS)}}}
     module.__utils__ = UTILS
     return module
 
@@ -84,7 +87,8 @@ def loopback(state_tree, topology):
         }
         for m in members
     }
-    cluster = LoopbackCluster(cluster_files, members)
+    cluster = LoopbackCluster(cluster_files, members, tree.lookup["pki"])
+    TLS.update(cluster.tls)
     cluster.app_files = tree.rendered_files("app1")
     try:
         cluster.start()
@@ -133,11 +137,19 @@ def test_rendered_configs_bootstrap_a_synchronous_cluster(loopback, topology):
     remote = {tuple(line.split("|")) for line in hba.splitlines() if line.startswith("host")}
     dbs = [n["address"] for n in topology["nodes"] if "db" in n["roles"]]
     apps = [n["address"] for n in topology["nodes"] if "app" in n["roles"]]
+    # From the network, TLS only (hostssl): a client without it matches no row.
     assert {r for r in remote if r[3] not in ("127.0.0.1",)} == {
-        *(("host", "replication", "replicator", a) for a in dbs),
-        *(("host", "postgres", "rewind", a) for a in dbs),
-        *(("host", "webstack", "webstack", a) for a in apps),
+        *(("hostssl", "replication", "replicator", a) for a in dbs),
+        *(("hostssl", "postgres", "rewind", a) for a in dbs),
+        *(("hostssl", "webstack", "webstack", a) for a in apps),
     }
+    # The standbys stream over TLS.
+    code, rows, err = loopback.psql(
+        leader,
+        "select s.ssl from pg_stat_replication r join pg_stat_ssl s using (pid)",
+    )
+    assert code == 0, err
+    assert rows.split() == ["t", "t"], rows
 
 
 def test_module_reads_and_judges_the_live_cluster(loopback, topology):

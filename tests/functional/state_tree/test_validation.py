@@ -108,6 +108,19 @@ def test_minion_missing_from_the_topology_is_refused(state_tree):
     assert_only_the_gate_failed(tree.apply("ghost"), "this minion ('ghost') is not a node")
 
 
+def test_the_site_ca_minion_gets_the_ca_and_nothing_else(state_tree):
+    tree = state_tree(make_topology())
+    states = tree.apply("ca")
+    failed = {k: v["comment"] for k, v in states.items() if v["result"] is False}
+    assert not failed, failed
+    ids = {v.get("__id__", k) for k, v in states.items()}
+    assert "webstack-pki-ca-key-x509-private_key_managed" in ids
+    assert "webstack-pki-ca-certificate-x509-certificate_managed" in ids
+    # No role's state, no node certificate: the CA minion is not a node.
+    assert not any(i.startswith(("webstack-lb-", "webstack-app-", "webstack-db-")) for i in ids)
+    assert "webstack-pki-certificate-x509-certificate_managed" not in ids
+
+
 def test_ferretdb_source_missing_is_named(state_tree):
     tree = state_tree(make_topology(), lookup={"ferretdb": {"source": ""}})
     assert_only_the_gate_failed(tree.apply("app1"), "webstack:lookup:ferretdb:source: missing")

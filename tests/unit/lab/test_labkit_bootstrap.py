@@ -21,11 +21,11 @@ def lab(tmp_path, monkeypatch):
     monkeypatch.setattr(pki, "KEYS", keys)
     lab = config.from_file(REPO / "topology" / "lab.yaml")
     pairs = {}
-    for node in lab.containers:
-        pem, pub = f"PRIVATE {node.name}\n", f"PUBLIC {node.name}\n"
-        (keys / f"{node.name}.pem").write_text(pem)
-        (keys / f"{node.name}.pub").write_text(pub)
-        pairs[node.name] = (pem, pub)
+    for name in (config.MASTER_NAME, *lab.minions):
+        pem, pub = f"PRIVATE {name}\n", f"PUBLIC {name}\n"
+        (keys / f"{name}.pem").write_text(pem)
+        (keys / f"{name}.pub").write_text(pub)
+        pairs[name] = (pem, pub)
     return lab, pairs, tmp_path / "lxc"
 
 
@@ -40,13 +40,19 @@ def test_the_master_is_seeded_by_configure_master(lab):
     assert mode(master_pki / "master.pem") == 0o400
     assert (master_pki / "master.pub").read_text() == pairs["master"][1]
     accepted = {p.name: p.read_text() for p in (master_pki / "minions").iterdir()}
-    assert accepted == {n.name: pairs[n.name][1] for n in lab.nodes}
-    # The lab's own part: the template's minion masked, salt-master enabled, the node's identity.
-    assert os.readlink(root / "etc/systemd/system/salt-minion.service") == "/dev/null"
+    assert accepted == {name: pairs[name][1] for name in lab.minions}
+    assert lab.minions[0] == "ca" and "ca" not in {n.name for n in lab.nodes}
+    # The lab's own part: salt-master enabled, the node's identity, and the master's own minion
+    # (the site CA) with its own key pair, not the master's.
     wants = root / "etc/systemd/system/multi-user.target.wants/salt-master.service"
     assert os.readlink(wants) == "/usr/lib/systemd/system/salt-master.service"
     assert (root / "etc/hostname").read_text() == "master\n"
-    assert not (root / "etc/salt/pki/minion").exists()
+    assert not (root / "etc/systemd/system/salt-minion.service").exists()
+    conf = yaml.safe_load((root / "etc/salt/minion.d/webstack.conf").read_text())
+    assert conf == minion_config("ca", lab.master.address)
+    minion_pki = root / "etc/salt/pki/minion"
+    assert (minion_pki / "minion.pem").read_text() == pairs["ca"][0]
+    assert (minion_pki / "minion_master.pub").read_text() == pairs["master"][1]
 
 
 def test_every_node_is_seeded_by_configure_minion(lab):

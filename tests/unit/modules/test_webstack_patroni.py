@@ -11,12 +11,14 @@ import http.server
 import inspect
 import json
 import pathlib
+import ssl
 import threading
 from unittest import mock
 
 import pytest
 from salt.exceptions import CommandExecutionError
 from support.salt_modules import UTILS, load
+from support.site_pki import SitePki
 
 ANSWERS = pathlib.Path(__file__).with_name("patroni_answers")
 patroni = load("_modules", "webstack_patroni", "webstack_patroni_unit")
@@ -161,10 +163,24 @@ def test_config_diff_compares_as_patroni_stores_values():
 # --------------------------------------------------------------------------------------------------
 
 
-class FakePatroni:
-    """One member's REST API: fixed answers per path, the requests it got."""
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    """The site CA, the members' server certificate (127.0.0.1) and this node's certificate."""
+    pki = SitePki(tmp_path_factory.mktemp("pki"))
+    return {"pki": pki, "server": pki.issue("db-server"), "node": pki.issue("db-node")}
 
-    def __init__(self, answers):
+
+def tls_lookup(site):
+    node = site["node"]
+    return {"pki": {"ca_cert": str(site["pki"].ca), "cert": str(node.cert), "key": str(node.key)}}
+
+
+class FakePatroni:
+    """One member's REST API over TLS, requiring a site-CA client certificate like Patroni with
+    ``verify_client: required``: fixed answers per path, the requests it got (with the client
+    certificate's common name)."""
+
+    def __init__(self, answers, context):
         self.answers = answers
         self.requests = []
         outer = self
@@ -173,7 +189,9 @@ class FakePatroni:
             def _answer(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
+                peer = dict(x[0] for x in self.connection.getpeercert()["subject"])
                 outer.requests.append((self.command, self.path, dict(self.headers), body))
+                outer.clients.append(peer["commonName"])
                 status, data = outer.answers.get((self.command, self.path), (404, None))
                 payload = json.dumps(data).encode() if data is not None else b""
                 self.send_response(status)
@@ -187,7 +205,9 @@ class FakePatroni:
             def log_message(self, *args):
                 pass
 
+        self.clients = []
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
         self.api = f"127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
@@ -212,21 +232,27 @@ def node_view(name, apis):
 
 
 @pytest.fixture
-def members():
+def members(site):
+    context = site["pki"].server_context(site["server"])
     healthy = answer("cluster-healthy")
     leader = {("GET", "/patroni"): (200, answer("patroni-leader"))}
     replica = {("GET", "/patroni"): (200, answer("patroni-replica"))}
     common = {("GET", "/cluster"): (200, healthy), ("GET", "/config"): (200, CONFIG)}
     fakes = {
-        "db1": FakePatroni({**common, **replica, ("GET", "/primary"): (503, {"role": "replica"})}),
-        "db2": FakePatroni({**common, **replica, ("GET", "/primary"): (503, {"role": "replica"})}),
+        "db1": FakePatroni(
+            {**common, **replica, ("GET", "/primary"): (503, {"role": "replica"})}, context
+        ),
+        "db2": FakePatroni(
+            {**common, **replica, ("GET", "/primary"): (503, {"role": "replica"})}, context
+        ),
         "db3": FakePatroni(
             {
                 **common,
                 **leader,
                 ("GET", "/primary"): (200, {"role": "master"}),
                 ("PATCH", "/config"): (200, {**CONFIG, "ttl": 30}),
-            }
+            },
+            context,
         ),
     }
     yield fakes
@@ -234,11 +260,20 @@ def members():
         fake.close()
 
 
-def configure(name, apis, pillar=None):
+def configure(name, apis, pillar=None, lookup=None):
+    """The module as minion ``name`` sees it; its TLS files from ``lookup`` (the last
+    :func:`tls_lookup` by default)."""
     patroni.__salt__ = {
         "webstack_topology.node": mock.MagicMock(return_value=node_view(name, apis))
     }
-    patroni.__pillar__ = pillar or {}
+    pillar = {"webstack": dict((pillar or {}).get("webstack", {}))}
+    pillar["webstack"]["lookup"] = lookup if lookup is not None else configure.lookup
+    patroni.__pillar__ = pillar
+
+
+@pytest.fixture(autouse=True)
+def _tls_files(site):
+    configure.lookup = tls_lookup(site)
 
 
 def test_cluster_asks_this_node_first_and_probes_the_others(members):
@@ -247,6 +282,8 @@ def test_cluster_asks_this_node_first_and_probes_the_others(members):
     assert view["source"] == "db2"
     assert view["healthy"] and not view["degraded"]
     assert [r[:2] for r in members["db2"].requests] == [("GET", "/cluster"), ("GET", "/config")]
+    # Over TLS, with this node's certificate.
+    assert members["db2"].clients == ["db-node", "db-node"]
     # Each other listed member is asked for itself.
     assert [r[:2] for r in members["db1"].requests] == [("GET", "/patroni")]
     assert [r[:2] for r in members["db3"].requests] == [("GET", "/patroni")]
@@ -347,6 +384,34 @@ def test_a_failed_config_read_is_reported_not_skipped(members):
         "synchronous mode not checked: db2: GET /config answered"
     )
     assert "etcd unreachable" in view["warnings"][-1]
+
+
+def test_a_client_certificate_of_another_ca_is_refused(members, site, tmp_path):
+    apis = {n: f.api for n, f in members.items()}
+    stranger = SitePki(tmp_path / "other", name="some other CA").issue("stranger")
+    lookup = tls_lookup(site)
+    lookup["pki"].update(cert=str(stranger.cert), key=str(stranger.key))
+    configure("db3", apis, lookup=lookup)
+    with pytest.raises(CommandExecutionError, match="Patroni REST API") as info:
+        patroni._request(apis["db3"], "/patroni", timeout=2)
+    # Refused in the handshake (an alert or the connection closed in it), before any request.
+    assert isinstance(info.value.__cause__, ssl.SSLError)
+    assert members["db3"].requests == []
+
+
+def test_a_server_with_another_ca_is_not_believed(tmp_path, site):
+    other = SitePki(tmp_path / "other", name="some other CA")
+    impostor = FakePatroni(
+        {("GET", "/patroni"): (200, answer("patroni-leader"))},
+        other.server_context(other.issue("impostor"), require_client=False),
+    )
+    try:
+        configure("db1", {"db1": impostor.api})
+        with pytest.raises(CommandExecutionError, match="CERTIFICATE_VERIFY_FAILED"):
+            patroni._request(impostor.api, "/patroni", timeout=2)
+        assert impostor.requests == []
+    finally:
+        impostor.close()
 
 
 def test_request_keeps_the_cause():

@@ -74,14 +74,14 @@ def test_cluster_members_urls_and_etcd_initial_cluster_follow_topology_order():
         "postgresql": f"{address}:5432",
         "postgresql_listen": f"127.0.0.1,{address}:5432",
         "patroni_api": f"{address}:8008",
-        "patroni_url": f"http://{address}:8008",
-        "etcd_client_url": f"http://{address}:2379",
-        "etcd_listen_client_urls": f"http://{address}:2379,http://127.0.0.1:2379",
-        "etcd_peer_url": f"http://{address}:2380",
+        "patroni_url": f"https://{address}:8008",
+        "etcd_client_url": f"https://{address}:2379",
+        "etcd_listen_client_urls": f"https://{address}:2379,https://127.0.0.1:2379",
+        "etcd_peer_url": f"https://{address}:2380",
     }
     assert cluster["etcd_hosts"] == [f"{d['address']}:2379" for d in dbs]
     assert cluster["etcd_initial_cluster"] == ",".join(
-        f"{d['name']}=http://{d['address']}:2380" for d in dbs
+        f"{d['name']}=https://{d['address']}:2380" for d in dbs
     )
     assert cluster["etcd_token"] == f"{topology['name']}-etcd"
 

@@ -15,7 +15,9 @@ def addresses(topology, role):
 def test_a_db_cluster_admits_replication_from_db_nodes_and_the_app_user_from_app_nodes():
     topology = make_topology(lbs=2, apps=3, dbs=3)
     rows = derivation.derive(topology)["pg_hba"]
-    remote = [r for r in rows if r["type"] == "host" and r["address"] != "127.0.0.1/32"]
+    remote = [r for r in rows if r["address"] not in (None, "127.0.0.1/32")]
+    # From the network, TLS only: a client without it matches no row.
+    assert {r["type"] for r in remote} == {"hostssl"}
     replication = {r["address"] for r in remote if r["database"] == "replication"}
     rewind = {r["address"] for r in remote if r["role"] == "rewind"}
     app = {r["address"] for r in remote if r["user"] == "webstack"}
@@ -28,6 +30,22 @@ def test_a_db_cluster_admits_replication_from_db_nodes_and_the_app_user_from_app
     assert not any(r["address"] in addresses(topology, "lb") for r in rows)
 
 
+def test_each_node_is_issued_names_of_its_own_and_the_lbs_the_vip():
+    topology = make_topology(lbs=2, apps=2, dbs=1)
+    pki = derivation.derive(topology)["pki"]
+    vip = topology["vip"]["address"]
+    assert pki["ca_minion"] == "ca"
+    for node in topology["nodes"]:
+        expected = [f"DNS:{node['name']}", f"IP:{node['address']}"]
+        if "lb" in node["roles"]:
+            expected.append(f"IP:{vip}")
+        if "db" in node["roles"]:
+            expected += ["DNS:localhost", "IP:127.0.0.1"]
+        assert pki["names"][node["name"]] == expected
+    named = dict(topology, master=dict(topology.get("master") or {}, minion_id="site-ca"))
+    assert derivation.derive(named)["pki"]["ca_minion"] == "site-ca"
+
+
 def test_a_single_postgresql_admits_only_the_app_nodes_from_the_network():
     topology = make_topology(lbs=1, apps=2, dbs=1)
     rows = derivation.derive(topology)["pg_hba"]
@@ -35,6 +53,7 @@ def test_a_single_postgresql_admits_only_the_app_nodes_from_the_network():
     assert {r["address"] for r in remote} == addresses(topology, "app")
     assert {(r["database"], r["user"]) for r in remote} == {("webstack", "webstack")}
     assert [r["node"] for r in remote] == ["app1", "app2"]
+    assert {r["type"] for r in remote} == {"hostssl"}
     assert rows[0] == dict(rows[0], type="local", user="postgres", method="peer")
 
 
@@ -80,10 +99,12 @@ def test_the_deploy_order_is_the_app_nodes_in_topology_order_drained_on_every_lb
 
 def test_haproxy_servers_and_nginx_lb_sources():
     topology = make_topology(lbs=2, apps=2)
-    topology["ports"] = {"app": 8080}
+    # haproxy reaches nginx's TLS listener (app_tls), not the direct-access port (app).
+    topology["ports"] = {"app": 8080, "app_tls": 9443}
     derived = derivation.derive(topology)
     apps = [n for n in topology["nodes"] if "app" in n["roles"]]
     assert derived["app_servers"] == [
-        {"name": n["name"], "address": f"{n['address']}:8080"} for n in apps
+        {"name": n["name"], "address": f"{n['address']}:9443"} for n in apps
     ]
+    assert derived["lb_names"] == [n["name"] for n in topology["nodes"] if "lb" in n["roles"]]
     assert set(derived["lb_sources"]) == addresses(topology, "lb")

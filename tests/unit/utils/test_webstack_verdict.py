@@ -148,3 +148,18 @@ def test_unhealthy_app_is_a_warning_haproxy_decides():
     report = verdict.summarize(cluster(app2=answer("app2", ["app"], app_ok=False)), NODES)
     assert report["healthy"] is True
     assert any(w.startswith("app2: app unhealthy") for w in report["warnings"])
+
+
+def test_a_certificate_near_its_end_is_a_warning_not_a_problem():
+    soon = answer("app1", ["app"])
+    soon["ret"]["backends"]["certificates"] = {
+        "node": {"path": "/etc/webstack/pki/node.crt", "days_left": 12.5,
+                 "not_after": "2027-01-01T00:00:00+00:00", "expires_soon": True},
+        "ca": {"path": "/etc/webstack/pki/ca.crt", "days_left": 3000, "expires_soon": False},
+    }  # fmt: skip
+    report = verdict.summarize(cluster(app1=soon), NODES)
+    assert report["healthy"] is True
+    assert report["warnings"] == [
+        "app1: node certificate /etc/webstack/pki/node.crt expires in 12.5 days "
+        "(2027-01-01T00:00:00+00:00)"
+    ]

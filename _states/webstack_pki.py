@@ -1,0 +1,136 @@
+"""
+The site CA's certificate on a node, taken from the Salt mine where the CA minion publishes it.
+
+Salt's own ``x509`` states make the CA and issue every node's certificate (``ca_server`` +
+``signing_policy``); what they leave to the formula is getting the CA's certificate, public, to
+every node. Salt's documented way is the mine (``x509.get_pem_entries`` on the CA minion). This
+state waits for it there: on a first converge every minion applies at once, and the nodes must
+not fail because the CA minion has not finished making the CA yet.
+
+``signing_policies_loaded`` (on the CA minion) makes the minion's running process load its pillar
+again: the CA signs with the policies of the pillar it holds in memory, which a state run's
+fresh pillar does not replace; without it a node added to the topology would be refused until
+the CA minion restarts.
+
+.. code-block:: yaml
+
+    site CA certificate:
+      webstack_pki.ca_certificate:
+        - name: /etc/webstack/pki/ca.crt
+        - ca_server: ca
+        - mine_function: webstack_ca
+        - timeout: 300
+"""
+
+import logging
+import os
+import tempfile
+
+log = logging.getLogger(__name__)
+
+__virtualname__ = "webstack_pki"
+
+_PEM_HEAD = "-----BEGIN CERTIFICATE-----"
+
+
+def __virtual__():
+    if "mine.get" not in __salt__:
+        return (False, "webstack_pki: the mine execution module is not available")
+    return __virtualname__
+
+
+def _published(ca_server, mine_function):
+    """The PEM the CA minion published, or None (not published yet, or not one certificate)."""
+    data = __salt__["mine.get"](ca_server, mine_function)
+    entries = data.get(ca_server) if isinstance(data, dict) else None
+    if not isinstance(entries, dict) or len(entries) != 1:
+        return None
+    pem = next(iter(entries.values()))
+    if isinstance(pem, bytes):
+        pem = pem.decode("ascii", "replace")
+    if not isinstance(pem, str) or not pem.strip().startswith(_PEM_HEAD):
+        return None
+    return pem.strip() + "\n"
+
+
+def _current(name):
+    try:
+        with open(name, encoding="ascii") as handle:
+            return handle.read()
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _write(name, text, mode):
+    """Atomically: a reader sees the old certificate or the new one, never half of one."""
+    directory = os.path.dirname(name) or "."
+    handle, path = tempfile.mkstemp(dir=directory, prefix=".ca.")
+    try:
+        with os.fdopen(handle, "w", encoding="ascii") as out:
+            out.write(text)
+        os.chmod(path, mode)
+        os.replace(path, name)
+    except BaseException:
+        if os.path.exists(path):
+            os.unlink(path)
+        raise
+
+
+def ca_certificate(name, ca_server, mine_function="webstack_ca", timeout=300, interval=2):
+    """
+    Write the site CA's certificate, as the CA minion ``ca_server`` publishes it in the mine
+    under ``mine_function``, to ``name`` (root-owned, ``mode``). Waits up to ``timeout`` seconds
+    for it to be published.
+
+    name
+        The file to write, e.g. ``/etc/webstack/pki/ca.crt``.
+    ca_server
+        The CA minion's id.
+    mine_function
+        The mine alias the CA minion publishes its certificate under (one PEM entry).
+    """
+    ret = {"name": name, "result": False, "changes": {}, "comment": ""}
+    pem = None
+    for waited in __utils__["webstack_poll.until"](timeout, interval):
+        pem = _published(ca_server, mine_function)
+        if pem:
+            log.debug("webstack_pki: CA certificate found in the mine after %ss", waited)
+            break
+    if not pem:
+        ret["comment"] = (
+            f"the site CA's certificate is not in the mine after {timeout}s: has {ca_server} "
+            f"applied webstack.pki.ca (salt {ca_server} state.apply) and published "
+            f"{mine_function} (mine.update)?"
+        )
+        return ret
+    if _current(name) == pem:
+        ret.update(result=True, comment=f"{name} holds the site CA's certificate")
+        return ret
+    if __opts__["test"]:
+        ret.update(result=None, comment=f"{name} would be written", changes={"new": name})
+        return ret
+    _write(name, pem, 0o644)
+    ret.update(result=True, comment=f"{name}: the site CA's certificate written")
+    ret["changes"] = {"new": name}
+    return ret
+
+
+def signing_policies_loaded(name):
+    """
+    Load this (CA) minion's pillar into its running process, so that the x509 signing policies
+    it signs with are the topology's current ones (one per node). Changes nothing on the system:
+    reported as no change.
+
+    name
+        A label (the topology's name).
+    """
+    ret = {"name": name, "result": True, "changes": {}, "comment": ""}
+    if __opts__["test"]:
+        ret["comment"] = "the signing policies would be reloaded from pillar"
+        return ret
+    if not __salt__["saltutil.refresh_pillar"](wait=True):
+        ret.update(result=False, comment="saltutil.refresh_pillar did not complete")
+        return ret
+    policies = __salt__["config.get"]("x509_signing_policies", {})
+    ret["comment"] = f"{len(policies)} signing policies loaded"
+    return ret

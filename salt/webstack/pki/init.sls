@@ -1,0 +1,66 @@
+{%- set tplroot = tpldir.split('/')[0] %}
+{%- from tplroot ~ '/map.jinja' import webstack with context %}
+{%- set pki = webstack.pki %}
+{%- set node = webstack.node %}
+# This node's TLS identity: the site CA's certificate (from the mine, where the CA minion
+# publishes it), a private key made here and never sent anywhere, and a certificate the CA signs
+# through this node's own signing policy (its names fixed by the CA from the topology), reissued
+# by state.apply when fewer than pki.days_remaining days are left.
+include:
+  - {{ tplroot }}.common
+{%- if webstack.valid %}
+
+webstack-pki-key-group-group-present:
+  group.present:
+    - name: {{ pki.key_group }}
+    - system: true
+
+webstack-pki-dir-file-directory:
+  file.directory:
+    - name: {{ pki.dir }}
+    - user: root
+    - group: root
+    - mode: '0755'
+    - makedirs: true
+
+webstack-pki-ca-certificate-webstack_pki-ca_certificate:
+  webstack_pki.ca_certificate:
+    - name: {{ pki.ca_cert }}
+    - ca_server: {{ node.pki.ca_minion }}
+    - mine_function: {{ pki.ca.mine_function }}
+    - timeout: {{ pki.ca_wait }}
+    - require:
+      - file: webstack-pki-dir-file-directory
+
+webstack-pki-key-x509-private_key_managed:
+  x509.private_key_managed:
+    - name: {{ pki.key }}
+    - algo: {{ pki.key_algo }}
+    - keysize: {{ pki.key_size }}
+    - user: root
+    - group: {{ pki.key_group }}
+    - mode: '0640'
+    - require:
+      - group: webstack-pki-key-group-group-present
+      - file: webstack-pki-dir-file-directory
+
+webstack-pki-certificate-x509-certificate_managed:
+  x509.certificate_managed:
+    - name: {{ pki.cert }}
+    - ca_server: {{ node.pki.ca_minion }}
+    - signing_policy: webstack-{{ node.name }}
+    - private_key: {{ pki.key }}
+    - CN: {{ node.name }}
+    - subjectAltName: {{ node.pki.names[node.name] | join(', ') | tojson }}
+    - days_remaining: {{ pki.days_remaining }}
+    # A node new to the topology may ask before the CA minion has loaded its new policy.
+    - retry:
+        attempts: 10
+        interval: 6
+    - user: root
+    - group: root
+    - mode: '0644'
+    - require:
+      - x509: webstack-pki-key-x509-private_key_managed
+      - webstack_pki: webstack-pki-ca-certificate-webstack_pki-ca_certificate
+{%- endif %}
