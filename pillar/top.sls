@@ -1,10 +1,13 @@
 # Every minion gets the topology (imported from topology.yaml, found in the pillar roots) and the
-# secrets; the site CA's minion its signing policies (webstack.ca renders them for it alone).
-# Which states a minion gets is decided from the topology in salt/top.sls.
+# local lookup; the site CA's minion its signing policies (webstack.ca renders them for it alone).
+# Of the site's secrets (webstack_secrets.sls, in the pillar roots too but not listed here) each
+# minion gets only what its roles use: webstack.role_secrets renders the file and keeps that
+# share (the CA minion's is empty). Which states a minion gets is decided from the topology in
+# salt/top.sls.
 base:
   '*':
     - webstack
     - webstack.ca
-    - webstack_secrets
+    - webstack.role_secrets
     - webstack_local
-    - ignore_missing: true   # a missing secrets file is reported by the validation state, by key
+    - ignore_missing: true   # missing secrets are reported by the validation state, by key

@@ -1,6 +1,7 @@
 """Salt commands on the master container: ping, sync, state.apply with a per-minion summary."""
 
 import json
+import os
 import time
 
 from . import lxc
@@ -8,6 +9,8 @@ from .config import MASTER_NAME, STATE
 from .run import LabError, say
 
 LAST_APPLY = STATE / "last-apply.json"
+#: The full return is for root's eyes only: its comments and changes describe every node.
+LAST_APPLY_MODE = 0o600
 
 
 def salt(*args, capture=False, check=False, timeout=None):
@@ -121,11 +124,26 @@ def summarize(result, wanted):
     return summary
 
 
+def write_private(path, text, mode=LAST_APPLY_MODE):
+    """``text`` to ``path`` with ``mode`` from its first byte on (an earlier, more open file is
+    replaced, not rewritten in place)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.chmod(tmp, mode)  # whatever the umask
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def apply(lab, target="*", timeout=1800):
     """``state.apply`` on ``target``: a line per minion and every failure; returns (ok, summary)."""
     result = salt_json(target, "state.apply", timeout=timeout)
-    STATE.mkdir(parents=True, exist_ok=True)
-    LAST_APPLY.write_text(json.dumps(result, indent=2))
+    write_private(LAST_APPLY, json.dumps(result, indent=2))
     wanted = set(lab.minions) if target == "*" else set()
     summary = summarize(result, wanted)
     for minion, entry in summary.items():

@@ -5,10 +5,12 @@ Usage: python salt_runner.py MINION_CONFIG render
        python salt_runner.py MINION_CONFIG apply MINION_ID [SLS] [--no-test]
        python salt_runner.py MINION_CONFIG lowstate MINION_ID
        python salt_runner.py MINION_CONFIG show_sls MINION_ID SLS [SLS...]
+       python salt_runner.py MINION_CONFIG pillar MINION_ID[=GRAINS_ID] [...]
 
 Salt's loader keeps module globals (``__grains__``, ``__pillar__``) per process, so each site
 (topology) is rendered in its own process; within it, one ``Loaders`` serves every minion id by
-switching ``grains['id']`` (the pillar is the same for every minion of a site).
+switching ``grains['id']`` and compiling that minion's own pillar (each gets only its roles' share
+of the secrets).
 """
 
 import copy
@@ -26,8 +28,16 @@ def loaders_for(config_path):
 
 
 def become(loaders, minion_id):
+    """Act as ``minion_id``: its id and its own pillar, in every loaded module (as a minion's
+    pillar refresh does: the loader's pack, and the pack of its inner ``__salt__`` loader)."""
+    if loaders.opts["id"] == minion_id:
+        return
     loaders.opts["id"] = minion_id
     loaders.grains["id"] = minion_id
+    loaders.refresh_pillar()
+    for loader in (loaders.modules, getattr(loaders.modules, "_dunder_salt", None)):
+        if loader is not None and hasattr(loader, "pack"):
+            loader.pack["__pillar__"] = loaders.opts["pillar"]
 
 
 def managed_files(loaders, sls):
@@ -102,8 +112,30 @@ def show_sls(loaders, minion_id, names):
     return out
 
 
+def pillar(config_path, minions):
+    """{minion: its compiled pillar} as a master compiles it: Salt's pillar compiler over the
+    pillar roots, for the minion's authenticated id; ``ID=OTHER`` reports ``OTHER`` as its
+    ``id`` grain (a minion lying about itself)."""
+    import salt.pillar
+
+    opts = salt.config.minion_config(config_path)
+    opts["file_client"] = "local"
+    out = {}
+    for entry in minions:
+        minion_id, _, grains_id = entry.partition("=")
+        opts["id"] = minion_id
+        compiled = salt.pillar.get_pillar(
+            opts, {"id": grains_id or minion_id}, minion_id, saltenv="base"
+        ).compile_pillar()
+        out[entry] = json.loads(json.dumps(compiled, default=str))
+    return out
+
+
 def main(argv):
     config, command, *rest = argv
+    if command == "pillar":
+        sys.stdout.write("\n@@RESULT@@" + json.dumps(pillar(config, rest)))
+        return
     loaders = loaders_for(config)
     if command == "render":
         nodes = json.loads(rest[0])

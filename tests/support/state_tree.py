@@ -159,6 +159,11 @@ class StateTree:
     def rendered_files(self, minion_id):
         return {path: tuple(v) for path, v in self.rendered()[minion_id]["files"].items()}
 
+    def pillar(self, *minions):
+        """{minion: its compiled pillar}; ``"ID=OTHER"`` compiles ID's with ``OTHER`` as its
+        ``id`` grain."""
+        return self._run("pillar", *minions)
+
     def show_sls(self, minion_id, *names):
         """{sls: state.show_sls(sls)} on the minion: {state id: {module: [function, args...]}}."""
         return self._run("show_sls", minion_id, *names)

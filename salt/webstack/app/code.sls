@@ -1,18 +1,21 @@
 {%- set tplroot = tpldir.split('/')[0] %}
 {%- from tplroot ~ '/map.jinja' import webstack with context %}
-{%- from tplroot ~ '/libs.jinja' import app_db_uri with context %}
 {%- set app = webstack.app %}
 
 include:
   - .package
   - .user
 
+{#- The code and the venv belong to root, not to the app's user: root runs the venv's python (the
+    install, the config check), so the user gunicorn runs as must not be able to change what
+    runs. The app writes nowhere here (its socket is in app.socket_dir, its log goes to
+    supervisor). #}
 webstack-app-code-src-file-recurse:
   file.recurse:
     - name: {{ app.src }}
     - source: salt://{{ tpldir }}/files/src
-    - user: {{ app.user }}
-    - group: {{ app.group }}
+    - user: root
+    - group: root
     - dir_mode: '0755'
     - file_mode: '0644'
     - clean: true
@@ -25,11 +28,22 @@ webstack-app-code-src-file-recurse:
 webstack-app-code-venv-cmd-run:
   cmd.run:
     - name: python3 -m venv --system-site-packages {{ app.venv }}
-    - runas: {{ app.user }}
     - creates: {{ app.venv }}/bin/python
     - require:
       - sls: {{ tplroot }}.app.package
       - sls: {{ tplroot }}.app.user
+
+{#- A venv made by an earlier release (as the app's user) is handed to root; modes stay (the
+    venv's own: nothing writable by group or others). #}
+webstack-app-code-venv-file-directory:
+  file.directory:
+    - name: {{ app.venv }}
+    - user: root
+    - group: root
+    - mode: '0755'
+    - recurse: [user, group]
+    - require:
+      - cmd: webstack-app-code-venv-cmd-run
 
 webstack-app-code-install-cmd-run:
   cmd.run:
@@ -37,31 +51,28 @@ webstack-app-code-install-cmd-run:
         {{ app.venv }}/bin/python -m pip install --quiet --no-deps --no-index
         --no-build-isolation --no-cache-dir {{ app.src }}
         && rm -rf {{ app.src }}/build {{ app.src }}/*.egg-info
-    - runas: {{ app.user }}
     - cwd: {{ app.home }}
     - onchanges:
       - file: webstack-app-code-src-file-recurse
       - cmd: webstack-app-code-venv-cmd-run
+    - require:
+      - file: webstack-app-code-venv-file-directory
 
 webstack-app-code-config-file-managed:
   file.managed:
     - name: {{ app.config }}
+    - source: salt://{{ tpldir }}/files/app.json.jinja
+    - template: jinja
+    - context:
+        node: {{ webstack.node | tojson }}
+        app: {{ app | tojson }}
+        ferretdb_listen: {{ webstack.ferretdb.listen | tojson }}
     - user: root
     - group: {{ app.group }}
-    # Holds the database password and the secret key: readable by the app's group only.
+    # Holds the database password and the secret key: readable by root and the app's group only,
+    # no diff in the state's output.
     - mode: '0640'
     - makedirs: true
-    - contents: |
-        {{ {
-             'node_name': webstack.node.self.name,
-             'node_address': webstack.node.self.address,
-             'mongo_uri': app_db_uri(webstack),
-             'db_name': webstack.node.db.name,
-             'secret_key': webstack.secrets.app_secret_key,
-             'server_selection_timeout_ms': app.timeouts.server_selection_ms,
-             'connect_timeout_ms': app.timeouts.connect_ms,
-             'socket_timeout_ms': app.timeouts.socket_ms,
-           } | tojson(indent=2) | indent(8) }}
     - show_changes: false
     # The app's own loader reads the new file before it replaces the live one.
     - check_cmd: >-

@@ -16,6 +16,9 @@ webstack-app-schema-helper-file-managed:
   file.managed:
     - name: /usr/local/libexec/webstack/app-schema
     - source: salt://{{ tpldir }}/files/app-schema
+    # Root runs it: root's, writable by root only.
+    - user: root
+    - group: root
     - mode: '0755'
     - makedirs: true
     - require:
@@ -27,8 +30,8 @@ webstack-app-schema-helper-file-managed:
 webstack-app-schema-collections-cmd-run:
   cmd.run:
     - name: >-
-        /usr/local/libexec/webstack/app-schema {{ app.venv }}/bin/python {{ app.src }}
-        {{ app.config }} {{ sidecar }}
+        /usr/local/libexec/webstack/app-schema {{ app.user }} {{ app.venv }}/bin/python
+        {{ app.src }} {{ app.config }} {{ sidecar }}
     - stateful: true
     - runas: root
     - require:

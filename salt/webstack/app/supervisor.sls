@@ -34,6 +34,9 @@ webstack-app-supervisor-check-file-managed:
   file.managed:
     - name: /usr/local/libexec/webstack/supervisor-check-program
     - source: salt://{{ tpldir }}/files/supervisor-check-program
+    # Root runs it: root's, writable by root only.
+    - user: root
+    - group: root
     - mode: '0755'
     - makedirs: true
 

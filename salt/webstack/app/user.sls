@@ -1,7 +1,8 @@
 {%- set tplroot = tpldir.split('/')[0] %}
 {%- from tplroot ~ '/map.jinja' import webstack with context %}
 {%- set app = webstack.app %}
-{#- The app's system user and group, and its home (the venv and the source live there). #}
+{#- The app's system user and group, and its home (the venv and the source live there). The home
+    is root's: the user may read it, never change it (root runs the venv's python). #}
 
 webstack-app-user-group-present:
   group.present:
@@ -22,8 +23,8 @@ webstack-app-user-user-present:
 webstack-app-user-home-file-directory:
   file.directory:
     - name: {{ app.home }}
-    - user: {{ app.user }}
-    - group: {{ app.group }}
+    - user: root
+    - group: root
     - mode: '0755'
     - require:
       - user: webstack-app-user-user-present

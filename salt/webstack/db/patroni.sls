@@ -133,11 +133,11 @@ webstack-db-patroni-dynamic_config-webstack_patroni-dynamic_config:
 
 {#- The app's role and database, on the leader only (replicas are read-only and receive them by
     replication): on other nodes `onlyif` is false and nothing is reported. #}
-webstack-db-patroni-user-postgres_user-present:
-  postgres_user.present:
+webstack-db-patroni-user-webstack_postgres-user_present:
+  webstack_postgres.user_present:
     - name: {{ db.user }}
-    - password: {{ webstack.secrets.db_password | tojson }}
-    - encrypted: scram-sha-256
+    # Named, not given: the password stays out of the rendered SLS (a SCRAM-SHA-256 verifier).
+    - password_pillar: webstack:secrets:db_password
     - login: true
     - createdb: false
     - superuser: false
@@ -153,4 +153,4 @@ webstack-db-patroni-database-postgres_database-present:
     - onlyif:
       - fun: webstack_patroni.is_leader
     - require:
-      - postgres_user: webstack-db-patroni-user-postgres_user-present
+      - webstack_postgres: webstack-db-patroni-user-webstack_postgres-user_present

@@ -68,11 +68,11 @@ webstack-db-postgresql-restart-cmd-run:
     - require:
       - service: webstack-db-postgresql-service-running
 
-webstack-db-postgresql-user-postgres_user-present:
-  postgres_user.present:
+webstack-db-postgresql-user-webstack_postgres-user_present:
+  webstack_postgres.user_present:
     - name: {{ db.user }}
-    - password: {{ webstack.secrets.db_password | tojson }}
-    - encrypted: scram-sha-256
+    # Named, not given: the password stays out of the rendered SLS (a SCRAM-SHA-256 verifier).
+    - password_pillar: webstack:secrets:db_password
     - login: true
     - createdb: false
     - superuser: false
@@ -84,4 +84,4 @@ webstack-db-postgresql-database-postgres_database-present:
     - name: {{ db.name }}
     - owner: {{ db.user }}
     - require:
-      - postgres_user: webstack-db-postgresql-user-postgres_user-present
+      - webstack_postgres: webstack-db-postgresql-user-webstack_postgres-user_present

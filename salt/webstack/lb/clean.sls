@@ -3,7 +3,8 @@
 {%- set haproxy = webstack.lb.haproxy %}
 {%- set keepalived = webstack.lb.keepalived %}
 # Removes what the lb role put on the node (webstack.lb.package, .sysctl, .haproxy, .keepalived):
-# services first, then packages, files, and the kernel settings back to their defaults.
+# services first, then packages, files, the scripts' user, and the kernel settings back to their
+# defaults.
 
 webstack-lb-clean-service-dead:
   service.dead:
@@ -27,10 +28,23 @@ webstack-lb-clean-file-absent:
       - {{ haproxy.server_state_file }}
       - {{ keepalived.config }}
       - {{ keepalived.notify_script }}
-      - {{ keepalived.state_file }}
+      - {{ keepalived.state_file.rsplit('/', 1)[0] }}
+      - /etc/tmpfiles.d/webstack-lb.conf
       - {{ webstack.sysctl_file }}
     - require:
       - pkg: webstack-lb-clean-pkg-purged
+
+webstack-lb-clean-user-absent:
+  user.absent:
+    - name: {{ keepalived.script_user }}
+    - require:
+      - file: webstack-lb-clean-file-absent
+
+webstack-lb-clean-group-absent:
+  group.absent:
+    - name: {{ keepalived.script_user }}
+    - require:
+      - user: webstack-lb-clean-user-absent
 
 {#- The haproxy drop-in is gone: systemd forgets it only on daemon-reload. #}
 webstack-lb-clean-unit-cmd-run:

@@ -43,6 +43,9 @@ webstack-lb-haproxy-state-dump-file-managed:
   file.managed:
     - name: /usr/local/libexec/webstack/haproxy-save-state
     - source: salt://{{ tpldir }}/files/haproxy-save-state
+    # Root runs it: root's, writable by root only.
+    - user: root
+    - group: root
     - mode: '0755'
     - makedirs: true
 
@@ -64,8 +67,11 @@ webstack-lb-haproxy-config-file-managed:
     - name: {{ haproxy.config }}
     - source: salt://{{ tpldir }}/files/haproxy.cfg.jinja
     - template: jinja
+    # Holds the stats password: readable by root and haproxy only, no diff in the state's output.
     - mode: '0640'
+    - user: root
     - group: haproxy
+    - show_changes: false
     - context:
         node: {{ webstack.node | tojson }}
         haproxy: {{ haproxy | tojson }}

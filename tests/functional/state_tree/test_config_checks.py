@@ -2,8 +2,9 @@
 Every generated config passes its own binary's check, exactly as the state runs it (check_cmd).
 
 The checks run in a throw-away mount + network namespace that looks like a node: the topology's
-interface and addresses exist (nginx -t binds its listen addresses), the webstack and ferretdb
-users exist (supervisor resolves `user=`), and /usr/local/libexec/webstack holds the helpers.
+interface and addresses exist (nginx -t binds its listen addresses), the webstack, ferretdb and
+keepalived_script users exist (supervisor resolves `user=`, keepalived its `script_user`), and
+/usr/local/libexec/webstack holds the helpers.
 Nothing on the host changes.
 """
 
@@ -70,7 +71,7 @@ def run_checks(work, topology, files):
         shutil.copy(src, work / "helpers" / name)
     passwd = pathlib.Path("/etc/passwd").read_text()
     group = pathlib.Path("/etc/group").read_text()
-    for uid, user in ((64001, "webstack"), (64002, "ferretdb")):
+    for uid, user in ((64001, "webstack"), (64002, "ferretdb"), (64003, "keepalived_script")):
         passwd += f"{user}:x:{uid}:{uid}::/nonexistent:/usr/sbin/nologin\n"
         group += f"{user}:x:{uid}:\n"
     (work / "passwd").write_text(passwd)

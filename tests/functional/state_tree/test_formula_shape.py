@@ -22,7 +22,7 @@ ROLE_NODES = ("lb1", "app1", "db1")
 
 #: The secrets each template writes; every other template gets none in its context.
 #: No template gets a secret through its context (state.show_sls shows contexts; the job cache
-#: keeps them): the two that write secrets take them from map.jinja themselves.
+#: keeps them): the ones that write secrets take them from map.jinja themselves.
 TEMPLATE_SECRETS = {}
 #: Every file rendered from a template with a context (so the check above is not vacuous).
 TEMPLATES = {
@@ -31,6 +31,7 @@ TEMPLATES = {
     "/etc/keepalived/keepalived.conf",
     "/etc/nginx/sites-available/webstack",
     "/etc/supervisor/conf.d/webstack-app.conf",
+    "/etc/webstack/app.json",
     "/etc/systemd/system/ferretdb.service",
     "/etc/postgresql/15/main/conf.d/webstack.conf",
     "/etc/postgresql/15/main/pg_hba.conf",
@@ -120,6 +121,7 @@ def test_pillar_is_read_in_map_jinja_only():
 #: The templates that write a secret, and the secrets each takes from the map itself.
 SECRET_WRITERS = {
     "lb/files/haproxy.cfg.jinja": {"stats_password"},
+    "app/files/app.json.jinja": {"app_secret_key", "db_password"},
     "db/files/patroni.yml.jinja": {
         "patroni_rest_password",
         "postgres_superuser_password",

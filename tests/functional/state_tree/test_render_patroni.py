@@ -66,7 +66,7 @@ def test_db_nodes_get_patroni_and_etcd_instead_of_a_single_postgresql(cluster):
             "webstack-db-etcd-service-running",
             "webstack-db-patroni-service-running",
             "webstack-db-patroni-member-webstack_patroni-member_running",
-            "webstack-db-patroni-user-postgres_user-present",
+            "webstack-db-patroni-user-webstack_postgres-user_present",
             "webstack-db-patroni-database-postgres_database-present",
         ]
         assert [i for i in ids if i in order] == order
@@ -177,7 +177,7 @@ def test_states_run_once_per_cluster_on_the_leader_only(state_tree):
     low = tree._run("lowstate", "db2")
     leader_only = [
         "webstack-db-patroni-dynamic_config-webstack_patroni-dynamic_config",
-        "webstack-db-patroni-user-postgres_user-present",
+        "webstack-db-patroni-user-webstack_postgres-user_present",
         "webstack-db-patroni-database-postgres_database-present",
     ]
     for sid in leader_only:
@@ -185,8 +185,8 @@ def test_states_run_once_per_cluster_on_the_leader_only(state_tree):
     assert low["webstack-db-patroni-dynamic_config-webstack_patroni-dynamic_config"]["config"][
         "synchronous_mode"
     ]
-    user = low["webstack-db-patroni-user-postgres_user-present"]
-    assert (user["name"], user["encrypted"]) == ("webstack", "scram-sha-256")
+    user = low["webstack-db-patroni-user-webstack_postgres-user_present"]
+    assert (user["name"], user["password_pillar"]) == ("webstack", "webstack:secrets:db_password")
     assert user["superuser"] is False
     database = low["webstack-db-patroni-database-postgres_database-present"]
     assert (database["name"], database["owner"]) == ("webstack", "webstack")

@@ -28,11 +28,22 @@ import time
 
 import pymongo
 import pytest
+from functional.modules import webstack_harness as harness
 from salt.exceptions import CommandExecutionError
-from support.state_tree import SECRETS, ferretdb_binary
+from support.state_tree import SECRETS, ferretdb_binary, make_topology
 
 ADMIN_PASSWORD = SECRETS["mongodb_admin_password"]  # what the loaders' pillar holds
 APP_PASSWORD = "app-Pw-1/@:"
+
+
+@pytest.fixture(scope="module")
+def loaders(tmp_path_factory):
+    """db1 of a mongodb topology: a node whose pillar holds the admin's password (its share)."""
+    base = tmp_path_factory.mktemp("mongodb-loaders")
+    site = harness.write_site(base / "site", make_topology(lbs=1, apps=1, dbs=1, engine="mongodb"))
+    loaders = harness.make_loaders(base, "db1", site)
+    yield loaders
+    loaders.reset_state()
 
 
 def free_port():
