@@ -19,7 +19,7 @@ def test_apply_writes_the_full_return_for_its_owner_only(tmp_path, monkeypatch):
     result = {"lb1": {"file_|-x_|-/etc/x_|-managed": {"result": True, "changes": {}}}}
     monkeypatch.setattr(saltcmd, "salt_json", lambda *args, **kwargs: result)
     monkeypatch.setattr(saltcmd, "say", lambda *args: None)
-    lab = types.SimpleNamespace(nodes=[types.SimpleNamespace(name="lb1")])
+    lab = types.SimpleNamespace(nodes=[types.SimpleNamespace(name="lb1")], minions=["lb1"])
     old_umask = os.umask(0)  # the most open umask: the mode must not depend on it
     try:
         ok, _ = saltcmd.apply(lab)
