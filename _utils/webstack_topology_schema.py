@@ -312,6 +312,7 @@ LOOKUP = {
     "lb.keepalived.config": _P,
     "lb.keepalived.notify_script": _P,
     "lb.keepalived.state_file": _P,
+    "lb.keepalived.script_user": _N,
     "lb.keepalived.instance": _N,
     "lb.keepalived.preempt_delay": _W,
     "lb.keepalived.haproxy_tracking": _W,

@@ -106,6 +106,10 @@ LOOKUP_STRINGS = {
         {"lb": {"haproxy": {"stats_user": "admin x"}}},
         "webstack:lookup:lb:haproxy:stats_user: 'admin x' is not a name",
     ),
+    "script-user": (
+        {"lb": {"keepalived": {"script_user": "root\n}"}}},
+        "webstack:lookup:lb:keepalived:script_user: holds a control character",
+    ),
     "name-semicolon": ({"app": {"user": "web;x"}}, "webstack:lookup:app:user: 'web;x'"),
     "service-name": (
         {"patroni": {"service": "patroni\n"}},
@@ -190,7 +194,7 @@ def test_the_defaults_pass_the_lookup_rules():
 
 def test_every_default_path_name_and_package_is_covered_by_a_rule():
     """A new parameter in defaults.yaml that is a path, a name or packages needs its rule."""
-    names = {"service", "user", "group", "program", "instance", "stats_user"}
+    names = {"service", "user", "group", "program", "instance", "stats_user", "script_user"}
     for path, value in leaves(DEFAULTS["webstack"]):
         kind = schema._lookup_kind(path)
         where = ".".join(map(str, path))
