@@ -20,16 +20,18 @@ from support.site_pki import SitePki
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 SECRETS = {
-    "stats_password": "stats-Pw-1",
+    # The validation's character set (A-Z a-z 0-9 . _ ~ + / = -, 16+ characters): '/', '+' and
+    # '=' still need encoding in the app's URI and quoting nowhere else.
+    "stats_password": "stats-Pw-1.long~enough",
     "app_secret_key": "app-key-1-long-enough",
-    "db_password": "db/Pw:@1",
+    "db_password": "db/Pw+1=long.enough~",
     "mongodb_keyfile": "c2VjcmV0a2V5ZmlsZWNvbnRlbnRzZm9ydGVzdHM=",
-    "mongodb_admin_password": "admin-Pw-1",
-    # engine ferretdb with 3+ db nodes (Patroni cluster): YAML-hostile characters on purpose.
-    "postgres_superuser_password": "su-Pw: #1 'x'",
-    "postgres_replication_password": 'repl-Pw-"2"',
-    "postgres_rewind_password": "rewind-Pw-3 {}",
-    "patroni_rest_password": "rest-Pw-4&<>",
+    "mongodb_admin_password": "admin-Pw-1-long-enough",
+    # engine ferretdb with 3+ db nodes (Patroni cluster).
+    "postgres_superuser_password": "su-Pw_1/long+enough=",
+    "postgres_replication_password": "repl-Pw_2/long+enough=",
+    "postgres_rewind_password": "rewind-Pw_3/long+enough=",
+    "patroni_rest_password": "rest-Pw_4/long+enough=",
 }
 
 

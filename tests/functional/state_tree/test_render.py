@@ -93,11 +93,13 @@ def test_ferretdb_sidecar_reaches_every_db_node(sized):
     config = json.loads(files["/etc/webstack/app.json"][0])
     assert config["node_name"] == app["name"]
     assert config["node_address"] == app["address"]
-    assert config["mongo_uri"].startswith("mongodb://webstack:db%2FPw%3A%401@127.0.0.1:27017/")
+    assert config["mongo_uri"].startswith(
+        "mongodb://webstack:db%2FPw%2B1%3Dlong.enough~@127.0.0.1:27017/"
+    )
 
 
 def test_mongodb_uri_lists_every_db_node_with_the_replica_set(state_tree):
-    for size in SIZES:
+    for size in (1, 3, 5):  # a replica set of 2 has no majority once either is lost: refused
         topology = make_topology(lbs=1, apps=1, dbs=size, engine="mongodb")
         tree = state_tree(topology)
         files = tree.rendered_files("app1")

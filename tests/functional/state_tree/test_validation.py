@@ -81,19 +81,31 @@ def test_bad_topology_stops_a_role_sls_at_the_gate(role, state_tree):
     assert_only_the_gate_failed(tree.apply("lb1", f"webstack.{role}"), "db.engine")
 
 
-@pytest.mark.parametrize("missing", ["stats_password", "app_secret_key", "db_password"])
-def test_missing_secret_is_named(missing, state_tree):
+@pytest.mark.parametrize(
+    ("missing", "minion"),
+    [("stats_password", "lb1"), ("app_secret_key", "app1"), ("db_password", "db1")],
+)
+def test_missing_secret_is_named(missing, minion, state_tree):
+    """A minion checks the secrets its own roles use."""
     secrets = {k: v for k, v in SECRETS.items() if k != missing}
     tree = state_tree(make_topology(), secrets=secrets)
-    assert_only_the_gate_failed(tree.apply("app1"), f"webstack:secrets:{missing}: missing")
+    assert_only_the_gate_failed(tree.apply(minion), f"webstack:secrets:{missing}: missing")
 
 
-def test_no_secrets_file_names_every_secret(state_tree):
+def test_no_secrets_file_names_every_secret_of_the_minion_s_roles(state_tree):
     tree = state_tree(make_topology(), secrets=None)
-    states = tree.apply("db1")
-    for key in ("stats_password", "app_secret_key", "db_password"):
+    states = tree.apply("app1")
+    for key in ("app_secret_key", "db_password"):
         assert f"webstack:secrets:{key}: missing" in states[GATE]["comment"]
+    assert "stats_password" not in states[GATE]["comment"]
     assert_only_the_gate_failed(states, "webstack:secrets:")
+
+
+def test_a_placeholder_secret_is_refused(state_tree):
+    tree = state_tree(make_topology(), secrets={**SECRETS, "stats_password": "CHANGE-ME"})
+    assert_only_the_gate_failed(
+        tree.apply("lb1"), "webstack:secrets:stats_password: is a placeholder"
+    )
 
 
 def test_mongodb_engine_requires_its_keyfile(state_tree):

@@ -144,6 +144,8 @@ def test_validates_and_defines_exactly_the_topologys_machines(vagrant, path):
 
 def test_defaults_and_per_role_overrides_of_box_cpus_and_memory(vagrant, tmp_path):
     topology = copy.deepcopy(SEED)
+    # Three db nodes: a replica set of two would have no majority once either is lost.
+    topology["nodes"].append({"name": "db2", "address": "192.168.50.32", "roles": ["db"]})
     topology["nodes"].append({"name": "appdb", "address": "192.168.50.40", "roles": ["app", "db"]})
     overrides = {
         "WEBSTACK_BOX": "example/any",
@@ -164,6 +166,7 @@ def test_defaults_and_per_role_overrides_of_box_cpus_and_memory(vagrant, tmp_pat
         "app1": ("example/any", 2, 768),
         "app2": ("example/any", 2, 768),
         "db1": ("example/any", 1, 3072),
+        "db2": ("example/any", 1, 3072),
         "appdb": ("example/any", 2, 3072),
     }
 
