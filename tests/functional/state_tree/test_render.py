@@ -41,10 +41,13 @@ def test_haproxy_servers_are_the_app_nodes(sized):
     apps = nodes_with(topology, "app")
     for lb in nodes_with(topology, "lb"):
         text, _ = tree.rendered_files(lb["name"])["/etc/haproxy/haproxy.cfg"]
-        servers = re.findall(r"^\s+server (\S+) (\S+):80$", text, re.M)
-        assert servers == [(a["name"], a["address"]) for a in apps]
-        assert f"bind {topology['vip']['address']}:80" in text
-        assert f"bind {lb['address']}:8404" in text
+        servers = re.findall(
+            r"^\s+server (\S+) (\S+):8443 ssl verify required .* verifyhost (\S+)$", text, re.M
+        )
+        assert servers == [(a["name"], a["address"], a["name"]) for a in apps]
+        assert f"bind {topology['vip']['address']}:80\n" in text
+        assert f"bind {topology['vip']['address']}:443 ssl crt " in text
+        assert f"bind {lb['address']}:8404 ssl crt " in text
         assert "balance leastconn" in text
 
 
@@ -78,7 +81,7 @@ def test_pg_hba_admits_exactly_the_app_nodes(sized):
             hba, _ = files["/etc/postgresql/15/main/pg_hba.conf"]
             conf, _ = files["/etc/postgresql/15/main/conf.d/webstack.conf"]
             assert f"listen_addresses = 'localhost,{db['address']}'" in conf
-        hosts = re.findall(r"^host\s+webstack\s+webstack\s+(\S+)/32", hba, re.M)
+        hosts = re.findall(r"^hostssl\s+webstack\s+webstack\s+(\S+)/32", hba, re.M)
         assert hosts == [a["address"] for a in nodes_with(topology, "app")]
 
 
@@ -174,5 +177,6 @@ def test_highstate_gives_each_node_its_roles_only(sized):
     for node in topology["nodes"]:
         ids = tree.rendered()[node["name"]]["highstate_ids"]
         prefixes = {i.split("-")[1] for i in ids}
-        assert prefixes == {"common", *node["roles"]}
+        # Every node also gets its TLS identity (webstack.pki), whatever its roles.
+        assert prefixes == {"common", "pki", *node["roles"]}
         assert ids[0] == "webstack-common-validation-webstack_topology-validated"
