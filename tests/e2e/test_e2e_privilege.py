@@ -33,11 +33,12 @@ def run(name, script):
 
 
 def unsafe_paths(name, *roots):
-    """Every file under ``roots`` (and each of their parent directories) root may not trust."""
+    """Every file under ``roots`` (and each of their parent directories) root may not trust.
+    A root this node does not have (a single db node has no helper scripts) holds nothing."""
     script = " ; ".join(
-        f'd={root}; while [ "$d" != / ]; do d=$(dirname "$d"); '
+        f'if [ -e {root} ]; then d={root}; while [ "$d" != / ]; do d=$(dirname "$d"); '
         f'find "$d" -maxdepth 0 {UNSAFE} -printf "%p %u %m\\n"; done; '
-        f'find {root} {UNSAFE} -printf "%p %u %m\\n"'
+        f'find {root} {UNSAFE} -printf "%p %u %m\\n"; fi'
         for root in roots
     )
     return run(name, script).splitlines()
