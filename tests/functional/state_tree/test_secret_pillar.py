@@ -21,15 +21,15 @@ SITE_SECRETS = {
 LB = {"stats_password", "vip_certificate", "vip_private_key"}
 APP = {"app_secret_key", "db_password"}
 NONE = set()
-#: topology file -> {minion: the secret keys its pillar holds}. "master" is the CA minion (the
-#: master host's own minion, named by the topology's master.name, "master" by default).
+#: topology file -> {minion: the secret keys its pillar holds}. "ca" is the site CA's minion (the
+#: master host's own, named by the topology's master.minion_id, "ca" by default).
 EXPECTED = {
     "lab.yaml": {  # ferretdb, one db node
         "lb1": LB,
         "lb2": LB,
         "app1": APP,
         "db1": {"db_password"},
-        "master": NONE,
+        "ca": NONE,
     },
     "lab-ha-db.yaml": {  # ferretdb, three db nodes: a Patroni cluster
         "lb1": LB,
@@ -48,13 +48,13 @@ EXPECTED = {
             "postgres_rewind_password",
             "patroni_rest_password",
         },
-        "master": NONE,
+        "ca": NONE,
     },
     "seed.yaml": {  # mongodb
         "lb1": LB,
         "app1": APP,
         "db1": {"db_password", "mongodb_keyfile", "mongodb_admin_password"},
-        "master": NONE,
+        "ca": NONE,
     },
 }
 
@@ -97,6 +97,7 @@ def test_a_minion_the_topology_does_not_name_gets_none(compiled):
     _, pillars = compiled
     assert secrets_of(pillars["intruder"]) == {}
     assert pillars["intruder"]["webstack"]["topology"]  # the rest of the pillar is there
+    assert "x509_signing_policies" in pillars["ca"]  # the CA's own pillar, without secrets
 
 
 def test_the_authenticated_id_decides_not_the_id_grain(compiled):
