@@ -18,6 +18,7 @@ import json
 import pytest
 import yaml
 from support import secret_leaks
+from support.site_pki import SitePki
 from support.state_tree import REPO, SECRETS
 
 TOPOLOGIES = ("lab.yaml", "lab-ha-db.yaml", "seed.yaml")
@@ -33,6 +34,8 @@ WRITTEN = {
         "postgres_rewind_password",
     },
     "/etc/mongod.keyfile": {"mongodb_keyfile"},  # contents_pillar: not rendered here
+    "/etc/haproxy/tls/vip.crt": {"vip_certificate"},  # the site's own VIP certificate: idem
+    "/etc/haproxy/tls/vip.key": {"vip_private_key"},
 }
 #: (user, group, mode) of each of them: the service's group reads it, nobody else does.
 PRIVATE = {
@@ -40,11 +43,18 @@ PRIVATE = {
     "/etc/webstack/app.json": ("root", "webstack", "0640"),
     "/etc/patroni/config.yml": ("root", "postgres", "0640"),
     "/etc/mongod.keyfile": ("mongodb", "mongodb", "0400"),
+    "/etc/haproxy/tls/vip.crt": ("root", "root", "0600"),  # haproxy reads it as root
+    "/etc/haproxy/tls/vip.key": ("root", "root", "0600"),
 }
 
 
 def secrets_in(text):
     return set(secret_leaks.find(text, SECRETS))
+
+
+def owner_of(args):
+    """(user, group, mode) of a file state; an owner not set is root (the minion's own user)."""
+    return (args.get("user") or "root", args.get("group") or "root", args.get("mode"))
 
 
 def args_of(body):
@@ -106,8 +116,40 @@ def test_files_holding_secrets_admit_only_their_service_and_show_no_diff(site):
                 if path not in WRITTEN and "contents_pillar" not in args:
                     continue
                 assert path in PRIVATE, f"{name} {node} {state_id}: {path} holds a secret"
-                owner = (args.get("user"), args.get("group"), args.get("mode"))
-                assert owner == PRIVATE[path], (name, node, state_id)
+                assert owner_of(args) == PRIVATE[path], (name, node, state_id)
                 assert args.get("show_changes") is False, (name, node, state_id)
                 checked.add(path)
     assert checked, name
+
+
+def test_the_sites_own_vip_certificate_stays_private_and_out_of_the_states(
+    state_tree, tmp_path_factory
+):
+    topology = yaml.safe_load((REPO / "topology" / "lab.yaml").read_text())
+    vip = SitePki(tmp_path_factory.mktemp("vip-pki")).issue(
+        "vip", addresses=[topology["vip"]["address"]]
+    )
+    secrets = {
+        **SECRETS,
+        "vip_certificate": vip.cert.read_text(),
+        "vip_private_key": vip.key.read_text(),
+    }
+    states = state_tree(topology, secrets=secrets).show_sls("lb1", "webstack")["webstack"]
+    assert not secret_leaks.find(json.dumps(states), secrets)
+    written = {}
+    for body in states.values():
+        module, function, args = args_of(body)
+        if (module, function) == ("file", "managed") and "contents_pillar" in args:
+            written[args["name"]] = (args["contents_pillar"], owner_of(args), args["show_changes"])
+    assert written == {
+        "/etc/haproxy/tls/vip.crt": (
+            "webstack:secrets:vip_certificate",
+            PRIVATE["/etc/haproxy/tls/vip.crt"],
+            False,
+        ),
+        "/etc/haproxy/tls/vip.key": (
+            "webstack:secrets:vip_private_key",
+            PRIVATE["/etc/haproxy/tls/vip.key"],
+            False,
+        ),
+    }
