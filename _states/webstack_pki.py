@@ -76,6 +76,22 @@ def _write(name, text, mode):
         raise
 
 
+def _dry_run(ret, name, pem, ca_server, timeout):
+    if pem and _current(name) == pem:
+        ret.update(result=True, comment=f"{name} holds the site CA's certificate")
+    elif pem:
+        ret.update(result=None, comment=f"{name} would be written", changes={"new": name})
+    else:
+        ret.update(
+            result=None,
+            comment=(
+                f"{ca_server} has not published the site CA's certificate yet: a real run waits "
+                f"up to {timeout}s for it, then writes {name}"
+            ),
+        )
+    return ret
+
+
 def ca_certificate(name, ca_server, mine_function="webstack_ca", timeout=300, interval=2):
     """
     Write the site CA's certificate, as the CA minion ``ca_server`` publishes it in the mine
@@ -90,6 +106,9 @@ def ca_certificate(name, ca_server, mine_function="webstack_ca", timeout=300, in
         The mine alias the CA minion publishes its certificate under (one PEM entry).
     """
     ret = {"name": name, "result": False, "changes": {}, "comment": ""}
+    if __opts__["test"]:
+        # A dry run changes nothing, so there is nothing to wait for: say what a real run does.
+        return _dry_run(ret, name, _published(ca_server, mine_function), ca_server, timeout)
     pem = None
     for waited in __utils__["webstack_poll.until"](timeout, interval):
         pem = _published(ca_server, mine_function)
@@ -105,9 +124,6 @@ def ca_certificate(name, ca_server, mine_function="webstack_ca", timeout=300, in
         return ret
     if _current(name) == pem:
         ret.update(result=True, comment=f"{name} holds the site CA's certificate")
-        return ret
-    if __opts__["test"]:
-        ret.update(result=None, comment=f"{name} would be written", changes={"new": name})
         return ret
     _write(name, pem, 0o644)
     ret.update(result=True, comment=f"{name}: the site CA's certificate written")

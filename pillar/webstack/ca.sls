@@ -28,8 +28,13 @@ def _derivation():
 
 
 def _topology():
+    return _site_file("topology.yaml")
+
+
+def _site_file(name):
+    """The first ``name`` in the pillar roots, loaded as YAML (None when there is none)."""
     for root in __opts__["pillar_roots"].get(saltenv, []):  # noqa: F821 (the renderer's globals)
-        path = os.path.join(root, "topology.yaml")
+        path = os.path.join(root, name)
         if os.path.isfile(path):
             with open(path, encoding="utf-8") as handle:
                 return yaml.safe_load(handle)
@@ -37,9 +42,17 @@ def _topology():
 
 
 def _parameters():
+    """The pki parameters as the states see them: the defaults, then the site's lookup
+    (``webstack_local.sls``) over them, so the policies name the CA key the states made."""
     path = os.path.join(_REPO, "salt", "webstack", "parameters", "defaults.yaml")
     with open(path, encoding="utf-8") as handle:
-        return yaml.safe_load(handle)["webstack"]["pki"]
+        pki = yaml.safe_load(handle)["webstack"]["pki"]
+    local = _site_file("webstack_local.sls") or {}
+    lookup = ((local.get("webstack") or {}).get("lookup") or {}).get("pki") or {}
+    if isinstance(lookup, dict):
+        ca = {**pki["ca"], **(lookup.get("ca") or {})}
+        pki = {**pki, **lookup, "ca": ca}
+    return pki
 
 
 def run():

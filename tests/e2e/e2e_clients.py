@@ -90,16 +90,26 @@ def request(
 ):
     """One request on a fresh connection from ``source`` (an address of the host); over TLS
     (verified against the site CA) unless to port 80."""
-    bind = (source, 0) if source else None
     try:
-        if _tls(port, tls):
-            conn = http.client.HTTPSConnection(
-                host, port, timeout=timeout, source_address=bind, context=health.tls_context()
-            )
-        else:
-            conn = http.client.HTTPConnection(host, port, timeout=timeout, source_address=bind)
+        conn = _connection(host, port, source, timeout, tls)
     except OSError as exc:
         return Answer(None, error=f"{type(exc).__name__}: {exc}")
+    try:
+        return _exchange(conn, method, path, body, headers)
+    finally:
+        conn.close()
+
+
+def _connection(host, port, source, timeout, tls):
+    bind = (source, 0) if source else None
+    if _tls(port, tls):
+        return http.client.HTTPSConnection(
+            host, port, timeout=timeout, source_address=bind, context=health.tls_context()
+        )
+    return http.client.HTTPConnection(host, port, timeout=timeout, source_address=bind)
+
+
+def _exchange(conn, method, path, body=None, headers=None):
     try:
         conn.request(method, path, body=body, headers=headers or {})
         response = conn.getresponse()
@@ -107,9 +117,23 @@ def request(
             response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
         )
     except (OSError, http.client.HTTPException) as exc:
+        conn.close()  # the next request on it opens a new connection
         return Answer(None, error=f"{type(exc).__name__}: {exc}")
-    finally:
-        conn.close()
+
+
+class KeepAlive:
+    """A client that keeps its connection open between requests, as a browser or a flooding
+    script does (a fresh TLS handshake per request would cost the client more than the server);
+    it opens a new one whenever the server has closed the last."""
+
+    def __init__(self, host, source=None, port=443, timeout=5, tls=None):
+        self._conn = _connection(host, port, source, timeout, tls)
+
+    def request(self, method, path, body=None, headers=None):
+        return _exchange(self._conn, method, path, body, headers)
+
+    def close(self):
+        self._conn.close()
 
 
 def raw_request(host, data, source=None, port=443, timeout=10, tls=None):
@@ -165,10 +189,14 @@ def bad_requests():
     ]
 
 
-def send_bad(host, item, source):
+def send_bad(host, item, source, client=None):
+    """One bad request; on ``client``'s open connection if given (a malformed one always on a
+    connection of its own, which the server's parser closes)."""
     if item[0] == "RAW":
         return raw_request(host, item[1], source=source, timeout=5)
     method, path, body, headers = item
+    if client is not None:
+        return client.request(method, path, body=body, headers=headers)
     return request(host, method, path, source=source, body=body, headers=headers, timeout=5)
 
 
@@ -187,13 +215,17 @@ class Flood:
         items = bad_requests()
         deadline = time.monotonic() + self.seconds
         index = offset
-        while not self._stop.is_set() and time.monotonic() < deadline:
-            answer = send_bad(self.host, items[index % len(items)], source)
-            index += 1
-            with self._lock:
-                self.statuses[answer.status] += 1
-                if sum(self.statuses.values()) >= self.max_requests:
-                    return
+        client = KeepAlive(self.host, source)
+        try:
+            while not self._stop.is_set() and time.monotonic() < deadline:
+                answer = send_bad(self.host, items[index % len(items)], source, client)
+                index += 1
+                with self._lock:
+                    self.statuses[answer.status] += 1
+                    if sum(self.statuses.values()) >= self.max_requests:
+                        return
+        finally:
+            client.close()
 
     def __enter__(self):
         for offset, source in enumerate(self.sources):

@@ -108,7 +108,8 @@ class StateTree:
                 "key": str(identity.key),
             },
         }
-        local.update(lookup or {})
+        for key, value in (lookup or {}).items():  # one level deep: pki keeps the test files
+            local[key] = {**local[key], **value} if key in local else value
         self.lookup = local
         (site / "webstack_local.sls").write_text(yaml.safe_dump({"webstack": {"lookup": local}}))
         os.symlink(ferretdb_binary(), site / "files" / "ferretdb" / "ferretdb")

@@ -77,6 +77,7 @@ webstack-lb-haproxy-config-file-managed:
         haproxy: {{ haproxy | tojson }}
         certificate: {{ vip_certificate | tojson }}
         stats_certificate: {{ pki.cert | tojson }}
+        pki: {{ pki | tojson }}
     # Proven by haproxy itself (certificates loaded) before it replaces the live file.
     - check_cmd: /usr/sbin/haproxy -c -q -f
     - require:

@@ -120,9 +120,10 @@ def test_pg_hba_admits_exactly_the_app_nodes_and_the_db_nodes_for_replication(cl
     expected = {
         ("local", "all", "all", None),
         ("host", "all", "all", "127.0.0.1/32"),
-        *(("host", "webstack", "webstack", f"{a}/32") for a in apps),
-        *(("host", "replication", "replicator", f"{d}/32") for d in dbs),
-        *(("host", "postgres", "rewind", f"{d}/32") for d in dbs),
+        # Over the network only with TLS (hostssl): the app nodes' FerretDB, the db nodes' own.
+        *(("hostssl", "webstack", "webstack", f"{a}/32") for a in apps),
+        *(("hostssl", "replication", "replicator", f"{d}/32") for d in dbs),
+        *(("hostssl", "postgres", "rewind", f"{d}/32") for d in dbs),
     }
     for db in nodes_with(topology, "db"):
         config = patroni_config(tree, db)
@@ -133,7 +134,7 @@ def test_pg_hba_admits_exactly_the_app_nodes_and_the_db_nodes_for_replication(cl
 def test_etcd_initial_cluster_is_the_db_nodes_in_topology_order(cluster):
     topology, tree = cluster
     dbs = nodes_with(topology, "db")
-    initial = ",".join(f"{d['name']}=http://{d['address']}:2380" for d in dbs)
+    initial = ",".join(f"{d['name']}=https://{d['address']}:2380" for d in dbs)
     for db in dbs:
         text, check = tree.rendered_files(db["name"])[ETCD]
         config = yaml.safe_load(text)
@@ -141,10 +142,16 @@ def test_etcd_initial_cluster_is_the_db_nodes_in_topology_order(cluster):
         assert config["initial-cluster"] == initial
         assert config["initial-cluster-state"] == "new"
         assert config["initial-cluster-token"] == f"{topology['name']}-etcd"
-        assert config["listen-peer-urls"] == f"http://{db['address']}:2380"
-        assert config["initial-advertise-peer-urls"] == f"http://{db['address']}:2380"
-        assert config["listen-client-urls"] == f"http://{db['address']}:2379,http://127.0.0.1:2379"
-        assert config["advertise-client-urls"] == f"http://{db['address']}:2379"
+        assert config["listen-peer-urls"] == f"https://{db['address']}:2380"
+        assert config["initial-advertise-peer-urls"] == f"https://{db['address']}:2380"
+        assert (
+            config["listen-client-urls"] == f"https://{db['address']}:2379,https://127.0.0.1:2379"
+        )
+        assert config["advertise-client-urls"] == f"https://{db['address']}:2379"
+        # Peers and clients alike show a certificate of the site CA.
+        for section in ("client-transport-security", "peer-transport-security"):
+            assert config[section]["client-cert-auth"] is True, section
+            assert config[section]["trusted-ca-file"] == tree.lookup["pki"]["ca_cert"], section
         assert config["enable-grpc-gateway"] is True  # Patroni's etcd3 client needs it
         assert config["data-dir"] == "/var/lib/etcd/webstack"
         assert "yaml" in check
@@ -198,7 +205,11 @@ def test_states_run_once_per_cluster_on_the_leader_only(state_tree):
     service = low["webstack-db-patroni-service-running"]
     assert {"sls": "webstack.db.etcd"} in service["require"]
     assert {"cmd": "webstack-db-patroni-default_cluster-cmd-run"} in service["require"]
-    assert service["watch"] == [{"file": "webstack-db-patroni-config-file-managed"}]
+    # Its config, and this node's certificate (Patroni reloads to read a reissued one).
+    assert service["watch"] == [
+        {"file": "webstack-db-patroni-config-file-managed"},
+        {"sls": "webstack.pki"},
+    ]
     assert service["reload"] is True
     config = low["webstack-db-patroni-config-file-managed"]
     assert config["show_changes"] is False and config["mode"] == "0640"
@@ -302,19 +313,3 @@ def test_a_cluster_without_its_secrets_stops_at_the_gate(state_tree):
     only_the_gate_failed(
         tree.apply("db2"), "webstack:secrets:postgres_replication_password: missing"
     )
-
-
-# --------------------------------------------------------------------------------------------------
-# Test mode
-# --------------------------------------------------------------------------------------------------
-
-
-def test_db_role_applies_cleanly_in_test_mode_with_three_db_nodes(lab_like_cluster):
-    _, tree = lab_like_cluster
-    states = tree.apply("db1", "webstack.db")
-    assert "__error__" not in states, states
-    errors = {sid: s["comment"] for sid, s in states.items() if s["result"] is False}
-    assert not errors, errors
-    assert "webstack-db-patroni-config-file-managed" in states
-    assert "webstack-db-etcd-service-running" in states
-    assert all(s["changes"] == {} or s["result"] is None for s in states.values())
