@@ -5,6 +5,7 @@ import datetime
 import json
 import os
 import time
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import yaml
@@ -29,6 +30,12 @@ def _done(name, started):
 def ensure_lab(topology):
     # Every later `lab` command and labctl.load() of this run works on this topology.
     os.environ["LAB_TOPOLOGY"] = str(topology)
+    saved = labctl.config.running()
+    if saved is not None and Path(saved["topology"]).resolve() != Path(topology).resolve():
+        # A running lab keeps the topology it was brought up from (`lab up` refuses another).
+        started = _step(f"lab down (it runs {Path(saved['topology']).name})")
+        labctl.lab_cmd("down")
+        _done("lab down", started)
     started = _step(f"lab up ({topology.name})")
     labctl.lab_cmd("up", "--topology", str(topology))
     _done("lab up", started)
