@@ -15,7 +15,8 @@ from .stream import Stream
 
 OUT = labctl.REPO / "bench"
 FIGURE_NAMES = ("converge", "takeover", "app_stop", "hop", "tls", "db_failover")
-FAST_TOPOLOGY = labctl.REPO / ".lab" / "bench-fast.yaml"
+# Not in .lab/: `lab down` (run before the fast profile's lab comes up) empties that.
+FAST_TOPOLOGY = labctl.REPO / ".bench" / "bench-fast.yaml"
 
 
 def _step(name):
