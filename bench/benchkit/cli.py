@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from . import converge, dbfailover, hop, labctl, machine, report, takeover, tlscost
+from . import breakdown, converge, dbfailover, hop, labctl, machine, report, takeover, tlscost
 from .stream import Stream
 
 OUT = labctl.REPO / "bench"
@@ -43,7 +43,7 @@ def ensure_lab(topology):
 
 
 def bench_converge(runs):
-    apply_s, floor_s, ratio, reapply = [], [], [], {}
+    apply_s, floor_s, ratio, reapply, returns = [], [], [], {}, []
     for run in range(1, runs + 1):
         started = _step(f"converge run {run}/{runs}: floor on bare containers")
         converge.bare_lab()
@@ -51,10 +51,12 @@ def bench_converge(runs):
         _done(f"floor {floor_wall:.1f}s", started)
         started = _step(f"converge run {run}/{runs}: state.apply on bare containers")
         converge.bare_lab()
-        seconds, minions = converge.full_apply()
+        seconds, minions, returned = converge.full_apply()
         failed = [m for m, r in minions.items() if not r["ok"]]
         if failed:
             raise RuntimeError(f"state.apply failed on {failed}")
+        # Now, before the re-applies below replace last-apply.json with their own returns.
+        returns.append((converge.last_return(), returned))
         # A rebuilt lab has a new site CA; `lab up --no-apply` + `lab apply` do not copy it out.
         labctl.fetch_ca()
         changes = sum(r["changed"] for r in minions.values())
@@ -74,6 +76,7 @@ def bench_converge(runs):
             m: {"seconds": report.stats(r["seconds"]), "changed": r["changed"]}
             for m, r in reapply.items()
         },
+        "breakdown": breakdown.across_runs(returns),
     }
 
 
