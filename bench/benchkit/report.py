@@ -229,6 +229,28 @@ def _hop(h):
         _latency_row(vip, h["vip"]),
         _latency_row("straight to app1's nginx, plain http", h["direct"]),
     ]
+    if h.get("vip_one"):
+        lines += [
+            _latency_row("through the VIP, one connection", h["vip_one"]),
+            _latency_row("straight to app1's nginx, one connection", h["direct_one"]),
+            "",
+            *_table("LB hop: what it costs", "measured", "bound"),
+            _row(
+                "requests/s through the VIP (two app servers) / straight to one",
+                _cell(h["rps_ratio"], unit="x"),
+                ">= 0.85 x",
+            ),
+            _row(
+                "p50 overhead at one connection (VIP less straight)",
+                _cell(h["p50_overhead_one_ms"], unit="ms", digits=3),
+                "<= 0.3 ms",
+            ),
+            _row(
+                "haproxy CPU per request (its processes' CPU seconds / requests served)",
+                _cell(h["haproxy_cpu_us_per_request"], unit="us", digits=1),
+                "<= 30 us",
+            ),
+        ]
     if plain:
         lines += [
             "",
