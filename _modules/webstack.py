@@ -172,6 +172,19 @@ def haproxy_servers(backend=None, socket=None):
     return _call("webstack_haproxy.haproxy_servers", backend=backend, socket=socket)
 
 
+def request_log(lines=100, request_id=None, socket=None):
+    """
+    The newest request log lines of this lb, oldest first (``webstack_haproxy.request_log``).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt 'lb*' webstack.request_log lines=20
+    """
+    return _call("webstack_haproxy.request_log", lines, request_id=request_id, socket=socket)
+
+
 def save_server_state(socket=None, state_file=None):
     """
     Write haproxy's servers' state to the server-state file

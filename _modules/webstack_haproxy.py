@@ -140,6 +140,37 @@ def health(socket=None):
     return {"socket": path, **view}
 
 
+def request_log(lines=100, request_id=None, socket=None):
+    """
+    The newest request log lines, oldest first, from the in-memory ring haproxy writes them to
+    (``webstack:lookup:lb:haproxy:request_log:ring``; the journal gets only haproxy's events).
+    Each line ends with the request's id, the ``X-Request-ID`` the client and the app saw.
+
+    lines
+        How many of the newest lines (1 to 100000).
+    request_id
+        Only the line(s) of this request id.
+    socket
+        The admin socket (default: ``webstack:lookup:lb:haproxy:admin_socket``).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt lb1 webstack_haproxy.request_log lines=20
+        salt 'lb*' webstack_haproxy.request_log request_id=0A4D9B2C...
+    """
+    if isinstance(lines, bool) or not isinstance(lines, int) or not 1 <= lines <= 100000:
+        raise CommandExecutionError(f"lines: {lines!r} is not a whole number from 1 to 100000")
+    if request_id is not None and not _api("valid_request_id")(str(request_id)):
+        raise CommandExecutionError(
+            f"request_id: {request_id!r} is not a request id (1-128 of A-Z a-z 0-9 . _ : -)"
+        )
+    ring = __utils__["webstack_config.lookup"](__pillar__, "lb:haproxy:request_log:ring")
+    answer = haproxy_command(f"show events {ring}", socket, timeout=10.0)
+    return _api("request_lines")(answer, lines, None if request_id is None else str(request_id))
+
+
 def _write_atomically(path, text):
     directory = os.path.dirname(path) or "."
     if not os.path.isdir(directory):

@@ -209,3 +209,25 @@ def health(rows, servers_state):
     ]
     return {"frontends": frontends, "backends": backends, "healthy": not problems,
             "problems": problems}  # fmt: skip
+
+
+#: A request id as haproxy passes it on (the frontend's own rule keeps no other).
+REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+def valid_request_id(value):
+    """Whether ``value`` can be a request id (as the frontend keeps a client's, or makes one)."""
+    return isinstance(value, str) and bool(REQUEST_ID_RE.match(value))
+
+
+def request_lines(answer, lines=100, request_id=None):
+    """The newest ``lines`` request log lines of a ``show events <ring>`` answer, oldest first;
+    only the one(s) of ``request_id`` (the line's last field, the frontend's log-format) if
+    given. haproxy answers an unknown ring with a message of its own, not events."""
+    text = answer.strip()
+    if text.startswith(("No such event sink", "Unknown", "Permission denied")):
+        raise CommandExecutionError(f"haproxy 'show events': {text.splitlines()[0]}")
+    found = [line for line in answer.splitlines() if line.strip()]
+    if request_id is not None:
+        found = [line for line in found if line.rsplit(" ", 1)[-1] == request_id]
+    return found[-lines:]

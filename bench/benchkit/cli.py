@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from . import converge, dbfailover, hop, labctl, machine, report, takeover, tlscost
+from . import breakdown, converge, dbfailover, hop, labctl, machine, report, takeover, tlscost
 from .stream import Stream
 
 OUT = labctl.REPO / "bench"
@@ -44,7 +44,7 @@ def ensure_lab(topology):
 
 
 def bench_converge(runs):
-    apply_s, floor_s, ratio, reapply = [], [], [], {}
+    apply_s, floor_s, ratio, reapply, returns = [], [], [], {}, []
     for run in range(1, runs + 1):
         started = _step(f"converge run {run}/{runs}: floor on bare containers")
         converge.bare_lab()
@@ -52,10 +52,12 @@ def bench_converge(runs):
         _done(f"floor {floor_wall:.1f}s", started)
         started = _step(f"converge run {run}/{runs}: state.apply on bare containers")
         converge.bare_lab()
-        seconds, minions = converge.full_apply()
+        seconds, minions, returned = converge.full_apply()
         failed = [m for m, r in minions.items() if not r["ok"]]
         if failed:
             raise RuntimeError(f"state.apply failed on {failed}")
+        # Now, before the re-applies below replace last-apply.json with their own returns.
+        returns.append((converge.last_return(), returned))
         # A rebuilt lab has a new site CA; `lab up --no-apply` + `lab apply` do not copy it out.
         labctl.fetch_ca()
         changes = sum(r["changed"] for r in minions.values())
@@ -75,6 +77,7 @@ def bench_converge(runs):
             m: {"seconds": report.stats(r["seconds"]), "changed": r["changed"]}
             for m, r in reapply.items()
         },
+        "breakdown": breakdown.across_runs(returns),
     }
 
 
@@ -154,6 +157,8 @@ def bench_db_failover(lab, runs, rate):
 
 
 WRK = {"seconds": 10, "connections": 16, "threads": 2}
+#: One connection, one request at a time: the hop's latency with nothing queued behind it.
+WRK_ONE = {"seconds": 10, "connections": 1, "threads": 1}
 FIGURES = ("p50_ms", "p99_ms", "requests_per_s")
 
 
@@ -161,17 +166,24 @@ def _figures(rows, keys=FIGURES):
     return {k: report.stats([r[k] for r in rows]) for k in keys} | {"runs": rows}
 
 
-def _wrk_run(targets, context, http_vip):
+def _wrk_run(lab, targets, context, http_vip):
     """One wrk run of each target: an https one verified first (wrk cannot verify), plain http on
-    the VIP checked to be served, not redirected (wrk counts a 308 as a success)."""
+    the VIP checked to be served, not redirected (wrk counts a 308 as a success). Through the
+    VIP, the CPU seconds haproxy on the VIP's holder spent over the requests wrk made."""
     out, negotiated = {}, None
-    for name, url in targets:
+    for name, url, options in targets:
+        through_vip = url.startswith((http_vip, labctl.vip_url(lab)))
         if url.startswith("https:"):
             negotiated = " ".join(tlscost.check_https(url, context))
         elif url.startswith(http_vip):
             tlscost.expect_status(url, 200, timeout=10)
-        labctl.say(f"    wrk {name}: {url} ({WRK['seconds']}s)…")
-        out[name] = hop.wrk(url, **WRK)
+        holder = labctl.vip_holders(lab)[0] if through_vip else None
+        before = hop.cpu_seconds(labctl.attach, holder) if holder else None
+        labctl.say(f"    wrk {name}: {url} ({options['seconds']}s, {options['connections']} conn)…")
+        out[name] = hop.wrk(url, **options)
+        if holder and out[name]["requests"]:
+            used = hop.cpu_seconds(labctl.attach, holder) - before
+            out[name]["haproxy_cpu_us_per_request"] = round(used / out[name]["requests"] * 1e6, 1)
     return out, negotiated
 
 
@@ -186,10 +198,24 @@ def _fresh_run(urls, handshakes, context):
 def _front_results(parts, wrk_rows, fresh, negotiated, handshakes):
     results = {}
     if "hop" in parts:
+        pairs = list(zip(wrk_rows["vip_http"], wrk_rows["direct"], strict=True))
+        ones = list(zip(wrk_rows["vip_one"], wrk_rows["direct_one"], strict=True))
         results["hop"] = {
             "scheme": "http",
+            "wrk": WRK,
+            "wrk_one": WRK_ONE,
             "vip": _figures(wrk_rows["vip_http"]),
             "direct": _figures(wrk_rows["direct"]),
+            "vip_one": _figures(wrk_rows["vip_one"]),
+            "direct_one": _figures(wrk_rows["direct_one"]),
+            # Per run, side by side: what the hop costs, in the figures the README bounds.
+            "rps_ratio": report.stats(
+                [v["requests_per_s"] / d["requests_per_s"] for v, d in pairs]
+            ),
+            "p50_overhead_one_ms": report.stats([v["p50_ms"] - d["p50_ms"] for v, d in ones]),
+            "haproxy_cpu_us_per_request": report.stats(
+                [v.get("haproxy_cpu_us_per_request") for v in wrk_rows["vip_http"]]
+            ),
         }
     if "tls" in parts:
         new_connection = {
@@ -219,21 +245,26 @@ def bench_front(lab, runs, parts, handshakes):
     https and plain http, and ``handshakes`` requests each on a new connection, both ways."""
     https_url = labctl.vip_url(lab) + "api/whoami"
     apps = [n["name"] for n in lab.derived["app"]]
-    wrk_rows = {"vip_https": [], "vip_http": [], "direct": []}
+    wrk_rows = {"vip_https": [], "vip_http": [], "direct": [], "vip_one": [], "direct_one": []}
     fresh = {"https": [], "http": []}
     negotiated = set()
     with tlscost.plain_http(lab) as http_vip:
         http_url = http_vip + "api/whoami"
         takeover.wait_settled(lab, apps)
-        targets = [("vip_http", http_url)]
+        targets = [("vip_http", http_url, WRK)]
         if "tls" in parts:
-            targets.append(("vip_https", https_url))
+            targets.append(("vip_https", https_url, WRK))
         if "hop" in parts:
-            targets.append(("direct", labctl.app_url(lab) + "api/whoami"))
+            direct_url = labctl.app_url(lab) + "api/whoami"
+            targets += [
+                ("direct", direct_url, WRK),
+                ("vip_one", http_url, WRK_ONE),
+                ("direct_one", direct_url, WRK_ONE),
+            ]
         for run in range(1, runs + 1):
             context = labctl.tls_context()
             step = 1 if run % 2 else -1  # every other run the other order: neither goes first
-            got, seen = _wrk_run(targets[::step], context, http_vip)
+            got, seen = _wrk_run(lab, targets[::step], context, http_vip)
             negotiated.add(seen)
             for name, figures in got.items():
                 wrk_rows[name].append(figures)

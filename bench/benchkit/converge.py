@@ -1,5 +1,6 @@
 """Converge cost: state.apply on bare containers beside apt-get + service start (the floor)."""
 
+import json
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -17,6 +18,8 @@ SERVICES = {
 APPLY_LINE = re.compile(
     r"^\s+(\S+)\s+(ok|FAILED)\s+states=(\d+)\s+changed=(\d+)\s+failed=(\d+)", re.M
 )
+#: `lab apply`'s line the moment a minion's return reaches the master (saltcmd.progress_line).
+RETURNED_LINE = re.compile(r"^\s+\[\s*(\d+(?:\.\d+)?)s\]\s+(\S+)\s+(?:ok|FAILED)\s", re.M)
 
 
 def role_packages():
@@ -73,9 +76,25 @@ def parse_apply(output):
     }
 
 
+def parse_returned(output):
+    """``{minion: seconds}``: when each minion's return reached the master, from the apply's
+    start (`lab apply` says it as each one comes)."""
+    return {m.group(2): float(m.group(1)) for m in RETURNED_LINE.finditer(output)}
+
+
+def last_return():
+    """The full return of the lab's last apply (``{minion: {state_key: state}}``); ``{}`` when
+    there is none or it does not parse (the breakdown then says so)."""
+    try:
+        return json.loads(labctl.LAST_APPLY.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
 def full_apply():
+    """`lab apply` on every minion: (seconds, its summary lines, when each minion returned)."""
     seconds, output = labctl.lab_cmd("apply")
-    return seconds, parse_apply(output)
+    return seconds, parse_apply(output), parse_returned(output)
 
 
 def reapply_each(lab):

@@ -8,10 +8,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "lab"))
 
-from labkit import config, health, lxc, run  # noqa: E402
+from labkit import config, health, lxc, run, saltcmd  # noqa: E402
 from labkit.writes import PacedWrites, WriteFailed  # noqa: E402, F401 - for benchkit.stream
 
 LAB_CLI = [sys.executable, str(REPO / "lab" / "lab")]
+#: The full return of the lab's last state.apply (root's only).
+LAST_APPLY = saltcmd.LAST_APPLY
 
 
 def say(message):

@@ -57,6 +57,89 @@ def _converge(c):
         lines.append(
             _row(f"idempotent re-apply, {minion}", _cell(r["seconds"]), "-", f"changes: {changes}")
         )
+    if "breakdown" in c:
+        lines += ["", *_breakdown(c["breakdown"])]
+    return lines
+
+
+def _state(row):
+    return f"`{row['id']}` ({row['function']})"
+
+
+def _breakdown(b):
+    """Where the converge's time went: the slowest states, each minion's time, the critical path
+    and the waits on other minions (bench/benchkit/breakdown.py)."""
+    runs = f"{b['timed_runs']} of {b['runs']} converge runs"
+    if not b["timed_runs"]:
+        return [
+            f"Where the converge's time goes: n/a, no state times in any of the {b['runs']} "
+            f"converge runs' returns ({'; '.join(sorted(set(b['untimed'])))})."
+        ]
+    lines = [
+        f"Where the converge's time goes, from Salt's own per-state `duration` ({runs}"
+        + (
+            f"; no state times in the others: {'; '.join(sorted(set(b['untimed'])))}"
+            if b["untimed"]
+            else ""
+        )
+        + "):",
+        "",
+        *_table("Ten slowest states (all minions, by median)", "minion", "sls", "time"),
+    ]
+    lines += [_row(_state(r), r["minion"], r["sls"], _cell(r["seconds"])) for r in b["slowest"]]
+    lines += [
+        "",
+        *_table(
+            "Per minion",
+            "package installs",
+            "everything else",
+            "between states",
+            "first state to last end",
+            "returned after",
+            "outside its states",
+        ),
+    ]
+    for minion, f in b["minions"].items():
+        lines.append(
+            _row(
+                minion,
+                _cell(f["packages_s"]),
+                _cell(f["other_s"]),
+                _cell(f["between_states_s"]),
+                _cell(f["span_s"]),
+                _cell(f["returned_s"]),
+                _cell(f["outside_states_s"]),
+            )
+        )
+    path = b["critical_path"]
+    times = ", ".join(f"{m} {n}x" for m, n in path["last"].items())
+    lines += [
+        "",
+        *_table(f"Critical path: the minion that returned last ({times})", "time"),
+        _row(
+            f"wall time of the last minion ({'; '.join(path['wall_measured'])})",
+            _cell(path["wall_s"]),
+        ),
+    ]
+    lines += [_row(f"{path['minion']}: {_state(r)}", _cell(r["seconds"])) for r in path["longest"]]
+    lines += [
+        _row(f"{path['minion']} waits for {r['waits_for']}: {_state(r)}", _cell(r["seconds"]))
+        for r in path["waits"]
+    ]
+    if b["waits"]:
+        lines += ["", *_table("States that wait on another minion", "minion", "waits for", "time")]
+        lines += [
+            _row(_state(r), r["minion"], r["waits_for"], _cell(r["seconds"])) for r in b["waits"]
+        ]
+    lines += [
+        "",
+        "State times are each minion's own (`start_time`, `duration`; a state's sub-states are "
+        "within it). *Package installs*: pkg.installed, pkg.latest and pkgrepo states. *Between "
+        "states*: the first state's start to the last one's end, less the states' own time. "
+        "*Returned after*: when the master had the minion's return, from the apply's start (`lab "
+        "apply`'s progress lines); *outside its states* is that less the first-to-last span: the "
+        "job reaching the minion, pillar and SLS rendering, the return reaching the master.",
+    ]
     return lines
 
 
@@ -146,6 +229,28 @@ def _hop(h):
         _latency_row(vip, h["vip"]),
         _latency_row("straight to app1's nginx, plain http", h["direct"]),
     ]
+    if h.get("vip_one"):
+        lines += [
+            _latency_row("through the VIP, one connection", h["vip_one"]),
+            _latency_row("straight to app1's nginx, one connection", h["direct_one"]),
+            "",
+            *_table("LB hop: what it costs", "measured", "bound"),
+            _row(
+                "requests/s through the VIP (two app servers) / straight to one",
+                _cell(h["rps_ratio"], unit="x"),
+                ">= 0.85 x",
+            ),
+            _row(
+                "p50 overhead at one connection (VIP less straight)",
+                _cell(h["p50_overhead_one_ms"], unit="ms", digits=3),
+                "<= 0.3 ms",
+            ),
+            _row(
+                "haproxy CPU per request (its processes' CPU seconds / requests served)",
+                _cell(h["haproxy_cpu_us_per_request"], unit="us", digits=1),
+                "<= 30 us",
+            ),
+        ]
     if plain:
         lines += [
             "",

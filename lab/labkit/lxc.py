@@ -136,7 +136,10 @@ def unfreeze(name):
     sh(["lxc-unfreeze", *_p(), "-n", name], quiet=True)
 
 
-def attach_args(name, *command):
+def attach_args(name, *command, env=None):
+    """``lxc-attach`` argv for ``command`` in ``name``, with a clean environment: PATH, LANG and
+    HOME, and ``env``'s ``{variable: value}`` besides."""
+    extra = [arg for key, value in (env or {}).items() for arg in ("-v", f"{key}={value}")]
     return [
         "lxc-attach",
         *_p(),
@@ -149,6 +152,7 @@ def attach_args(name, *command):
         "LANG=C.UTF-8",
         "-v",
         "HOME=/root",
+        *extra,
         "--",
         *command,
     ]

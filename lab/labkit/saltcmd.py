@@ -4,7 +4,7 @@ import json
 import os
 import time
 
-from . import lxc
+from . import lxc, progress
 from .config import MASTER_NAME, STATE
 from .run import LabError, say
 
@@ -140,16 +140,77 @@ def write_private(path, text, mode=LAST_APPLY_MODE):
         raise
 
 
+def apply_command(target, timeout):
+    """The salt CLI on the master for ``state.apply``: each minion's return printed as it comes
+    (no ``--static``), and at once: unbuffered, or the CLI's print() would hold the end of each
+    return in its buffer while stdout is a pipe, until the next minion's pushed it out."""
+    return lxc.attach_args(
+        MASTER_NAME,
+        "salt",
+        "--out=json",
+        "-t",
+        str(timeout),
+        target,
+        "state.apply",
+        env={"PYTHONUNBUFFERED": "1"},
+    )
+
+
+def _counts(entry):
+    status = "ok" if not entry["errors"] else "FAILED"
+    return (
+        f"{status:<6} states={entry['states']} changed={entry['changed']} failed={entry['failed']}"
+    )
+
+
+def progress_line(minion, seconds, what):
+    """The line said the moment ``minion`` returns, ``seconds`` after the apply started; ``what``
+    is its counts (as in the summary) or ``no answer``. The bench reads these lines
+    (bench/benchkit/converge.py: when each minion returned)."""
+    return f"    [{seconds:6.1f}s] {minion:<10} {what}"
+
+
+def _first_line(error, width=160):
+    line = error.splitlines()[0] if error else ""
+    return line if len(line) <= width else line[: width - 1] + "…"
+
+
+def _say_returned(minion, ret, seconds):
+    entry = summarize({minion: ret}, set())[minion]
+    say(progress_line(minion, seconds, _counts(entry)))
+    # Just each failure's first line here; the summary at the end has them in full.
+    for error in entry["errors"]:
+        say("      - " + _first_line(error))
+
+
+def _why_nothing(run):
+    """What the salt CLI said when no minion returned anything (its stderr, stray stdout)."""
+    said = [*run.noise, *run.stderr.strip().splitlines()][-10:]
+    killed = [f"(salt killed after {run.kill_after}s)"] if run.killed else []
+    for line in [*killed, *said]:
+        say("    salt: " + line)
+
+
 def apply(lab, target="*", timeout=1800):
-    """``state.apply`` on ``target``: a line per minion and every failure; returns (ok, summary)."""
-    result = salt_json(target, "state.apply", timeout=timeout)
-    write_private(LAST_APPLY, json.dumps(result, indent=2))
+    """``state.apply`` on ``target``: a line per minion as it returns (seconds since the start,
+    its counts, its failures), then a line per minion and every failure in full, and the full
+    return in LAST_APPLY; returns (ok, summary)."""
     wanted = set(lab.minions) if target == "*" else set()
-    summary = summarize(result, wanted)
+    result, silent = {}, set()
+    run = progress.SaltStream(apply_command(target, timeout), kill_after=timeout + 120)
+    for minion, ret, seconds in run:
+        if progress.did_not_return(ret):
+            silent.add(minion)  # in the summary below as "no answer", like any minion missing
+            say(progress_line(minion, seconds, "no answer"))
+            continue
+        result[minion] = ret
+        _say_returned(minion, ret, seconds)
+    if not result:
+        _why_nothing(run)
+    write_private(LAST_APPLY, json.dumps(result, indent=2))
+    summary = summarize(result, wanted | silent)
     for minion, entry in summary.items():
-        status = "ok" if not entry["errors"] else "FAILED"
-        counts = f"states={entry['states']} changed={entry['changed']} failed={entry['failed']}"
-        say(f"    {minion:<10} {status:<6} {counts}")
+        say(f"    {minion:<10} {_counts(entry)}")
         for error in entry["errors"]:
             say("      - " + error.replace("\n", "\n        "))
     ok = bool(summary) and all(not e["errors"] for e in summary.values())

@@ -189,6 +189,8 @@ def test_front_results_and_their_tables():
         "vip_https": [_wrk(5.0, 40.0, 3000.0), _wrk(6.0, 50.0, 2800.0)],
         "vip_http": [_wrk(4.0, 30.0, 3600.0), _wrk(4.2, 35.0, 3500.0)],
         "direct": [_wrk(2.0, 10.0, 6000.0), _wrk(2.2, 11.0, 6100.0)],
+        "vip_one": [_wrk(1.5, 3.0, 600.0), _wrk(1.6, 3.0, 590.0)],
+        "direct_one": [_wrk(1.2, 2.0, 800.0), _wrk(1.2, 2.5, 790.0)],
     }
     tls13 = "TLSv1.3 TLS_AES_256_GCM_SHA384"
     fresh = {
@@ -222,9 +224,27 @@ def test_front_results_and_their_tables():
 
 
 def test_front_results_for_the_hop_alone():
-    rows = {"vip_https": [], "vip_http": [_wrk(4.0, 30.0, 3600.0)], "direct": [_wrk(2, 9, 6e3)]}
+    vip = _wrk(4.0, 30.0, 3600.0) | {"haproxy_cpu_us_per_request": 42.0}
+    rows = {
+        "vip_https": [],
+        "vip_http": [vip],
+        "direct": [_wrk(2, 9, 6e3)],
+        "vip_one": [_wrk(1.5, 3.0, 600.0)],
+        "direct_one": [_wrk(1.25, 2.0, 800.0)],
+    }
     results = cli._front_results({"hop"}, rows, {"https": [], "http": []}, {None}, 500)
     assert set(results) == {"hop"} and results["hop"]["scheme"] == "http"
+    hop = results["hop"]
+    assert hop["rps_ratio"]["median"] == 0.6  # 3600 through the VIP, 6000 straight
+    assert hop["p50_overhead_one_ms"]["median"] == 0.25
+    assert hop["haproxy_cpu_us_per_request"] == {"min": 42.0, "median": 42.0, "max": 42.0, "n": 1}
+    text = report.markdown({"machine": MACHINE, "finished": "now", "topology": "t", **results})
+    assert (
+        "| requests/s through the VIP (two app servers) / straight to one | 0.60 x | >= 0.85 x |"
+        in text
+    )
+    assert "| p50 overhead at one connection (VIP less straight) | 0.250 ms | <= 0.3 ms |" in text
+    assert "| through the VIP, one connection | 1.50 ms |" in text
 
 
 MACHINE = {"cpu": "test CPU", "cpus": 2, "memory_gb": 4.0, "kernel": "6.1"}

@@ -62,3 +62,19 @@ def test_virtual_needs_the_utils():
     assert haproxy.__virtual__() == "webstack_haproxy"
     with mock.patch.object(haproxy, "__utils__", {}):
         assert "webstack_haproxy_api" in haproxy.__virtual__()[1]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"lines": 0}, "lines: 0 is not a whole number"),
+        ({"lines": "ten"}, "lines: 'ten' is not a whole number"),
+        ({"lines": True}, "lines: True is not"),
+        ({"request_id": "bad id"}, "request_id: 'bad id' is not a request id"),
+        ({"request_id": "a;show info"}, "is not a request id"),
+    ],
+)
+def test_request_log_refuses_bad_arguments_before_asking_haproxy(tmp_path, kwargs, message):
+    socket = tmp_path / "never-opened.sock"  # not there: an argument error must come first
+    with pytest.raises(CommandExecutionError, match=message):
+        haproxy.request_log(socket=str(socket), **kwargs)

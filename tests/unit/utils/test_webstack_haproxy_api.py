@@ -65,3 +65,45 @@ def test_number_keeps_text_and_empties():
         None,
         "L7OK",
     )
+
+
+# `show events requests` from haproxy 2.6.12 (Debian 12) with the lb's ring and log-format: three
+# requests, the second with a client's own X-Request-ID, the third with one it replaced.
+SHOW_EVENTS = (
+    "2026-12-01T16:24:53.594337+00:00 127.0.0.1:60832 [01/Dec/2026:16:24:53.594] www "
+    "www/<NOSRV> 0/-1/-1/-1/0 200 73 - - LR-- 1/1/0/0/0 0/0 "
+    '"GET /a HTTP/1.1" 7F000001EDA07F00000146A06B0EF4D500003D5C\n'
+    "2026-12-01T16:24:53.610691+00:00 127.0.0.1:60848 [01/Dec/2026:16:24:53.609] www "
+    "www/<NOSRV> 0/-1/-1/-1/0 200 73 - - LR-- 1/1/0/0/0 0/0 "
+    '"GET /b?x=1 HTTP/1.1" client-id.1\n'
+    "2026-12-01T16:24:53.629153+00:00 127.0.0.1:60852 [01/Dec/2026:16:24:53.628] www "
+    "www/<NOSRV> 0/-1/-1/-1/0 200 73 - - LR-- 1/1/0/0/0 0/0 "
+    '"GET /c HTTP/1.1" 7F000001EDB47F00000146A06B0EF4D500023D5C\n\n'
+)
+
+
+def test_request_lines_are_the_newest_oldest_first():
+    lines = api.request_lines(SHOW_EVENTS, lines=2)
+    assert [line.split('"')[1] for line in lines] == ["GET /b?x=1 HTTP/1.1", "GET /c HTTP/1.1"]
+    assert len(api.request_lines(SHOW_EVENTS)) == 3
+
+
+def test_request_lines_of_one_request_id():
+    (line,) = api.request_lines(SHOW_EVENTS, request_id="client-id.1")
+    assert '"GET /b?x=1 HTTP/1.1"' in line
+    assert api.request_lines(SHOW_EVENTS, request_id="client-id") == []  # whole field only
+
+
+def test_request_lines_of_an_unknown_ring_is_an_error():
+    with pytest.raises(CommandExecutionError, match="No such event sink"):
+        api.request_lines("No such event sink\n")
+
+
+@pytest.mark.parametrize("value", ["client-id.1", "7F000001EDA0", "a" * 128])
+def test_valid_request_ids(value):
+    assert api.valid_request_id(value)
+
+
+@pytest.mark.parametrize("value", ["", "bad id", "a" * 129, "x;y", None, 5])
+def test_invalid_request_ids(value):
+    assert not api.valid_request_id(value)
