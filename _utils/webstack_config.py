@@ -27,6 +27,7 @@ DEFAULTS = {
             "service": "haproxy",
             "admin_socket": "/run/haproxy/admin.sock",
             "server_state_file": "/var/lib/haproxy/server-state",
+            "request_log": {"ring": "requests"},
         },
         "keepalived": {
             "service": "keepalived",
