@@ -47,11 +47,13 @@ def _parameters():
     path = os.path.join(_REPO, "salt", "webstack", "parameters", "defaults.yaml")
     with open(path, encoding="utf-8") as handle:
         pki = yaml.safe_load(handle)["webstack"]["pki"]
-    local = _site_file("webstack_local.sls") or {}
-    lookup = ((local.get("webstack") or {}).get("lookup") or {}).get("pki") or {}
+    lookup = _site_file("webstack_local.sls")
+    for key in ("webstack", "lookup", "pki"):
+        # A lookup of the wrong shape is the validation state's to report; the defaults stand.
+        lookup = lookup.get(key) if isinstance(lookup, dict) else None
     if isinstance(lookup, dict):
-        ca = {**pki["ca"], **(lookup.get("ca") or {})}
-        pki = {**pki, **lookup, "ca": ca}
+        ca = lookup.get("ca")
+        pki = {**pki, **lookup, "ca": {**pki["ca"], **(ca if isinstance(ca, dict) else {})}}
     return pki
 
 

@@ -84,3 +84,21 @@ def test_the_ca_reloads_its_signing_policies_without_reporting_a_change():
     refresh.reset_mock()
     assert state.signing_policies_loaded("lab")["result"] is True
     refresh.assert_not_called()
+
+
+def test_test_mode_does_not_wait_for_a_ca_that_has_not_published(tmp_path):
+    target = tmp_path / "ca.crt"
+    calls = configure([{}], test=True)
+    ret = state.ca_certificate(str(target), "site-ca", timeout=300, interval=0.01)
+    assert ret["result"] is None and ret["changes"] == {}
+    assert "site-ca has not published" in ret["comment"] and "300s" in ret["comment"]
+    assert len(calls) == 1  # asked once, not polled for the timeout
+    assert not target.exists()
+
+
+def test_test_mode_on_a_node_that_holds_the_certificate_is_clean(tmp_path):
+    target = tmp_path / "ca.crt"
+    target.write_text(PEM)
+    configure([{"ca": {"/x": PEM}}], test=True)
+    ret = state.ca_certificate(str(target), "ca", timeout=1, interval=0.01)
+    assert ret["result"] is True and ret["changes"] == {}
