@@ -52,8 +52,9 @@ def _parameters():
         # A lookup of the wrong shape is the validation state's to report; the defaults stand.
         lookup = lookup.get(key) if isinstance(lookup, dict) else None
     if isinstance(lookup, dict):
-        ca = lookup.get("ca")
-        pki = {**pki, **lookup, "ca": {**pki["ca"], **(ca if isinstance(ca, dict) else {})}}
+        ca = dict(pki["ca"])
+        ca.update(lookup["ca"] if isinstance(lookup.get("ca"), dict) else {})
+        pki = {**pki, **lookup, "ca": ca}
     return pki
 
 
