@@ -269,6 +269,7 @@ _P, _N, _W = "path", "name", "word"
 #: Every ``webstack:lookup`` value the states or templates write into a file or a command line,
 #: by its path (``*``: any key), with its kind. Others are only checked for control characters.
 LOOKUP = {
+    "pkg.install_recommends": "flag",
     "pki.dir": _P,
     "pki.ca_cert": _P,
     "pki.key": _P,
@@ -323,6 +324,7 @@ LOOKUP = {
     "app.group": _N,
     "app.home": _P,
     "app.venv": _P,
+    "app.pip_wheels": _P,
     "app.src": _P,
     "app.config": _P,
     "app.socket_dir": _P,

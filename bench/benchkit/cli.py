@@ -66,15 +66,19 @@ def bench_converge(runs):
         floor_s.append(floor_wall)
         ratio.append(seconds / floor_wall)
         for minion, r in converge.reapply_each(labctl.load()).items():
-            entry = reapply.setdefault(minion, {"seconds": [], "changed": []})
-            entry["seconds"].append(r["seconds"])
-            entry["changed"].append(r["changed"])
+            entry = reapply.setdefault(minion, {"seconds": [], "cli_seconds": [], "changed": []})
+            for key in entry:
+                entry[key].append(r[key])
     return {
         "apply": report.stats(apply_s),
         "floor": report.stats(floor_s),
         "ratio": report.stats(ratio),
         "reapply": {
-            m: {"seconds": report.stats(r["seconds"]), "changed": r["changed"]}
+            m: {
+                "seconds": report.stats(r["seconds"]),
+                "cli_seconds": report.stats(r["cli_seconds"]),
+                "changed": r["changed"],
+            }
             for m, r in reapply.items()
         },
         "breakdown": breakdown.across_runs(returns),

@@ -130,6 +130,9 @@ def cmd_exec(args):
 
 def cmd_apply(args):
     lab = _running_lab(args)
+    if saltcmd.extension_digest() != saltcmd.synced_digest():
+        with step("saltutil.sync_all (custom modules changed)"):
+            saltcmd.sync_all(lab)
     with step(f"state.apply {args.target}"):
         ok, _ = saltcmd.apply(lab, args.target)
     return 0 if ok else 1

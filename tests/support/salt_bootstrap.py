@@ -29,8 +29,9 @@ def mode(path):
     return stat.S_IMODE(os.lstat(path).st_mode)
 
 
-def master_config(interface):
-    """``/etc/salt/master.d/webstack.conf`` of a master listening on ``interface``."""
+def master_config(interface, worker_threads):
+    """``/etc/salt/master.d/webstack.conf`` of a master listening on ``interface`` with
+    ``worker_threads`` request workers."""
     return {
         "interface": interface,
         "auto_accept": False,
@@ -38,7 +39,7 @@ def master_config(interface):
         "pillar_roots": {"base": ["/srv/webstack/pillar", "/srv/webstack-site"]},
         "runner_dirs": ["/srv/webstack/_runners"],
         "utils_dirs": ["/srv/webstack/_utils"],
-        "worker_threads": 4,
+        "worker_threads": worker_threads,
         # Minions ask the site CA's minion to sign their certificates through the master.
         "peer": {".*": ["x509.sign_remote_certificate"]},
         "timeout": 15,
@@ -56,5 +57,6 @@ def minion_config(minion_id, master):
         "acceptance_wait_time": 2,
         "acceptance_wait_time_max": 5,
         "random_reauth_delay": 0,
+        "autoload_dynamic_modules": False,
         "log_level_logfile": "info",
     }

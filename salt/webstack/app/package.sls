@@ -5,5 +5,6 @@
 webstack-app-package-pkg-installed:
   pkg.installed:
     - pkgs: {{ webstack.app.packages | tojson }}
+    - install_recommends: {{ webstack.pkg.install_recommends | tojson }}
     - require:
       - sls: {{ tplroot }}.common.validation

@@ -9,6 +9,7 @@
 webstack-db-etcd-pkg-installed:
   pkg.installed:
     - pkgs: {{ etcd.packages | tojson }}
+    - install_recommends: {{ webstack.pkg.install_recommends | tojson }}
     - require:
       - sls: {{ tplroot }}.common.validation
 

@@ -19,6 +19,7 @@ webstack-db-mongodb-pkgrepo-managed:
 webstack-db-mongodb-pkg-installed:
   pkg.installed:
     - name: {{ mongodb.package }}
+    - install_recommends: {{ webstack.pkg.install_recommends | tojson }}
     - require:
       - pkgrepo: webstack-db-mongodb-pkgrepo-managed
 

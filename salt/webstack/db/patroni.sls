@@ -26,6 +26,7 @@ webstack-db-patroni-createcluster-file-managed:
 webstack-db-patroni-pkg-installed:
   pkg.installed:
     - pkgs: {{ patroni.packages | tojson }}
+    - install_recommends: {{ webstack.pkg.install_recommends | tojson }}
     - require:
       - file: webstack-db-patroni-createcluster-file-managed
 

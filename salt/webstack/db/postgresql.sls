@@ -6,6 +6,7 @@
 webstack-db-postgresql-pkg-installed:
   pkg.installed:
     - pkgs: {{ pg.packages | tojson }}
+    - install_recommends: {{ webstack.pkg.install_recommends | tojson }}
     - require:
       - sls: {{ tplroot }}.common.validation
 

@@ -5,5 +5,6 @@
 webstack-lb-package-pkg-installed:
   pkg.installed:
     - pkgs: {{ webstack.lb.packages | tojson }}
+    - install_recommends: {{ webstack.pkg.install_recommends | tojson }}
     - require:
       - sls: {{ tplroot }}.common.validation

@@ -13,7 +13,8 @@ from support.salt_bootstrap import BOOTSTRAP, master_config, minion_config, mode
 from support.salt_bootstrap import run_script as run
 
 #: What the lab wrote before it used the scripts: the scripts must keep it, key for key.
-MASTER_CONFIG = master_config("10.77.0.2")
+# Two minions accepted: Salt's own default of 5 workers is the floor.
+MASTER_CONFIG = master_config("10.77.0.2", 5)
 MINION_CONFIG = minion_config("lb1", "10.77.0.2")
 
 
@@ -117,6 +118,22 @@ def test_minion_ids_that_yaml_would_read_as_other_types_stay_strings(root, keys,
     conf = yaml.safe_load((root / "etc/salt/minion.d/webstack.conf").read_text())
     assert conf["id"] == name
 
+@pytest.mark.parametrize(("accepted", "given", "expected"), [(9, None, 10), (9, "3", 3), (0, None, 5)])
+def test_the_master_gets_a_worker_per_minion_and_one_more(root, keys, accepted, given, expected):
+    """Every node's certificate request holds one worker while it waits for a second: fewer
+    workers than converging minions stall them (README "Scale")."""
+    ids = [f"app{n}" for n in range(accepted)]
+    for minion in ids:
+        (keys / f"{minion}.pub").write_text(f"PUBLIC {minion}\n")
+    run(
+        "configure-master",
+        *("--root", root, "--interface", "10.77.0.2", "--keys", keys),
+        *(arg for minion in ids for arg in ("--accept", minion)),
+        *(("--worker-threads", given) if given else ()),
+    )
+    conf = yaml.safe_load((root / "etc/salt/master.d/webstack.conf").read_text())
+    assert conf["worker_threads"] == expected
+
 
 @pytest.mark.parametrize(
     ("script", "args", "message"),
@@ -132,6 +149,8 @@ def test_minion_ids_that_yaml_would_read_as_other_types_stay_strings(root, keys,
         ("configure-master", ["--interface", "10.0.0.2", "--accept", "db7"], "db7.pub: missing"),
         ("configure-master", ["--interface", "10.0.0.2", "--accept", "a b"], "not a valid"),
         ("configure-master", ["--interface", "10.0.0.2", "--restart"], "--restart"),
+        ("configure-master", ["--interface", "10.0.0.2", "--worker-threads", "0"], "not a number"),
+        ("configure-master", ["--interface", "10.0.0.2", "--worker-threads", "x"], "not a number"),
     ],
 )
 def test_bad_arguments_stop_before_anything_is_written(root, keys, script, args, message):

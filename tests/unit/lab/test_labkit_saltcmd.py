@@ -120,3 +120,33 @@ def test_the_apply_streams_unbuffered_with_the_timeout():
     assert command == ["salt", "--out=json", "-t", "600", "lb1", "state.apply"]  # no --static
     # Without it the CLI's print() holds each return's end back while stdout is a pipe.
     assert "PYTHONUNBUFFERED=1" in argv[: argv.index("--")]
+
+
+def _tree(root, files):
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+
+
+def test_the_extension_digest_follows_what_the_minions_would_sync(tmp_path, monkeypatch):
+    """`lab apply` syncs the custom modules only when this digest moves (minions no longer sync
+    them on each state.apply): an edit to a module, state or util moves it, a runner or a
+    bytecode cache does not."""
+    monkeypatch.setattr(saltcmd, "REPO", tmp_path)
+    _tree(tmp_path, {"_modules/a.py": "A = 1\n", "_states/b.py": "", "_utils/c.py": ""})
+    first = saltcmd.extension_digest()
+    _tree(tmp_path, {"_runners/r.py": "R = 1\n", "_modules/__pycache__/a.cpython-311.py": "x"})
+    assert saltcmd.extension_digest() == first
+    for name in ("_modules/a.py", "_states/b.py", "_utils/c.py"):
+        before = saltcmd.extension_digest()
+        _tree(tmp_path, {name: (tmp_path / name).read_text() + "# edited\n"})
+        assert saltcmd.extension_digest() != before, name
+    _tree(tmp_path, {"_states/new.py": ""})
+    assert saltcmd.extension_digest() != first
+
+
+def test_synced_digest_is_none_before_the_first_sync(tmp_path, monkeypatch):
+    monkeypatch.setattr(saltcmd, "SYNCED", tmp_path / "synced-extensions.sha256")
+    assert saltcmd.synced_digest() is None
+    (tmp_path / "synced-extensions.sha256").write_text("abc\n")
+    assert saltcmd.synced_digest() == "abc"
