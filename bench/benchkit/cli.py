@@ -10,11 +10,22 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from . import breakdown, converge, dbfailover, hop, labctl, machine, report, takeover, tlscost
+from . import (
+    breakdown,
+    converge,
+    dbfailover,
+    hop,
+    labctl,
+    machine,
+    report,
+    scale,
+    takeover,
+    tlscost,
+)
 from .stream import Stream
 
 OUT = labctl.REPO / "bench"
-FIGURE_NAMES = ("converge", "takeover", "app_stop", "hop", "tls", "db_failover")
+FIGURE_NAMES = ("converge", "takeover", "app_stop", "hop", "tls", "db_failover", "scale")
 # Not in .lab/: `lab down` (run before the fast profile's lab comes up) empties that.
 FAST_TOPOLOGY = labctl.REPO / ".bench" / "bench-fast.yaml"
 
@@ -324,6 +335,15 @@ def measure(lab, topology, only, args, results):
         started = _step("converge")
         results["converge"] = bench_converge(args.converge_runs)
         _done("converge", started)
+    if "scale" in only:
+        results["scale"] = []
+        for spec, nodes in scale.SIZES:
+            started = _step(f"scale: converge and re-apply at {nodes} nodes ({spec})")
+            results["scale"].append(scale.measure_size(spec, nodes))
+            _done(f"scale at {nodes} nodes", started)
+        # Back to the topology's own size for whoever uses the lab next.
+        converge.bare_lab()
+        labctl.lab_cmd("apply")
 
 
 def write(results):

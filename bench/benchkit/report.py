@@ -349,8 +349,39 @@ def _tls(t):
     return lines
 
 
+def _scale(rows):
+    lines = _table(
+        "Scale (one converge per size)",
+        "nodes",
+        "converge",
+        "floor",
+        "ratio",
+        "re-apply, all at once",
+        "master CPU during the converge",
+        "master peak memory",
+    )
+    for r in rows:
+        m = r["master"]
+        share = m.get("cpu_share_of_one_core")
+        cpu = f"{m['cpu_s']:.1f} s" + (f" ({share * 100:.0f} % of a core)" if share else "")
+        lines.append(
+            _row(
+                r["spec"],
+                str(r["nodes"]),
+                f"{r['apply_s']:.1f} s",
+                f"{r['floor_s']:.1f} s",
+                f"{r['ratio']:.2f} x",
+                f"{r['reapply_all_s']:.1f} s (changes: {r['reapply_changes']})",
+                cpu,
+                f"{m['peak_rss_mib']:.0f} MiB",
+            )
+        )
+    return lines
+
+
 SECTIONS = (
     ("converge", _converge),
+    ("scale", _scale),
     ("takeover", _takeover),
     ("app_stop", _app_stop),
     ("db_failover", _db_failover),
