@@ -51,16 +51,17 @@ def wrk(url, seconds=10, connections=16, threads=2):
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def parse_proc_stat(text):
+def parse_proc_stat(text, clock_ticks=None):
     """CPU seconds (user + system) of the processes whose ``/proc/PID/stat`` lines ``text`` holds
-    (fields 14 and 15, after the command name in parentheses, which may hold spaces)."""
+    (fields 14 and 15, after the command name in parentheses, which may hold spaces); in
+    ``clock_ticks`` per second (default: this kernel's)."""
     ticks = 0
     for line in text.splitlines():
         if ")" not in line:
             continue
         fields = line.rsplit(")", 1)[1].split()
         ticks += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15 of the line)
-    return ticks / CLOCK_TICKS
+    return ticks / (clock_ticks or CLOCK_TICKS)
 
 
 def cpu_seconds(attach, node, process="haproxy"):

@@ -8,7 +8,7 @@ import os
 import threading
 import time
 
-from . import converge, labctl
+from . import converge, hop, labctl
 
 #: (--nodes spec, node count): 5, 9 and 13 nodes; the largest runs a Patroni cluster.
 SIZES = (("lb=2,app=2,db=1", 5), ("lb=3,app=5,db=1", 9), ("lb=3,app=7,db=3", 13))
@@ -25,17 +25,11 @@ MASTER_PROCESSES = (
 
 
 def parse_master_sample(text, clock_ticks=None):
-    """(CPU seconds, resident memory in MiB) of the processes in ``text``: /proc/PID/stat lines
-    (user + system time, fields 14 and 15) and ``VmRSS:  N kB`` lines."""
-    ticks = clock_ticks or os.sysconf("SC_CLK_TCK")
-    cpu, rss_kib = 0, 0
-    for line in text.splitlines():
-        if line.startswith("VmRSS:"):
-            rss_kib += int(line.split()[1])
-        elif ")" in line:
-            fields = line.rsplit(")", 1)[1].split()
-            cpu += int(fields[11]) + int(fields[12])
-    return cpu / ticks, rss_kib / 1024
+    """(CPU seconds, resident memory in MiB) of the processes in ``text``: their /proc/PID/stat
+    lines (``hop.parse_proc_stat``) and ``VmRSS:  N kB`` lines."""
+    stat = "\n".join(line for line in text.splitlines() if not line.startswith("VmRSS:"))
+    rss_kib = sum(int(line.split()[1]) for line in text.splitlines() if line.startswith("VmRSS:"))
+    return hop.parse_proc_stat(stat, clock_ticks), rss_kib / 1024
 
 
 class MasterSampler:
