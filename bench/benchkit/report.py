@@ -371,7 +371,8 @@ def _scale(rows):
                 f"{r['apply_s']:.1f} s",
                 f"{r['floor_s']:.1f} s",
                 f"{r['ratio']:.2f} x",
-                f"{r['reapply_all_s']:.1f} s (changes: {r['reapply_changes']})",
+                f"{r['reapply_all_s']:.1f} s, slowest job {r.get('reapply_slowest_job_s', 0):.2f} s"
+                f" (changes: {r['reapply_changes']})",
                 cpu,
                 f"{m['peak_rss_mib']:.0f} MiB",
             )

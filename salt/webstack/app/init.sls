@@ -5,8 +5,10 @@
 include:
   - {{ tplroot }}.common
 {%- if webstack.valid %}
-  - {{ tplroot }}.pki
+  {#- The packages first: they install in their own process (parallel) while the node's key
+      and certificate are made. #}
   - .package
+  - {{ tplroot }}.pki
   - .user
   - .code
   - .supervisor

@@ -6,5 +6,8 @@ webstack-app-package-pkg-installed:
   pkg.installed:
     - pkgs: {{ webstack.app.packages | tojson }}
     - install_recommends: {{ webstack.pkg.install_recommends | tojson }}
+    # In its own process while the states that do not need it (this node's key and certificate,
+    # users, files) go on: nothing else here runs apt, and what needs the packages requires this.
+    - parallel: true
     - require:
       - sls: {{ tplroot }}.common.validation

@@ -6,12 +6,8 @@
     Patroni's leader lock. Debian's package starts a throw-away single-member etcd on localhost at
     install; the drop-in points the unit at our config file, whose data-dir is a new one, so that
     throw-away member never joins anything. #}
-webstack-db-etcd-pkg-installed:
-  pkg.installed:
-    - pkgs: {{ etcd.packages | tojson }}
-    - install_recommends: {{ webstack.pkg.install_recommends | tojson }}
-    - require:
-      - sls: {{ tplroot }}.common.validation
+include:
+  - .package
 
 {#- etcd reads this node's private key (group-readable, 0640): its peers and clients must show a
     site-CA certificate, and it shows its own. #}
@@ -20,7 +16,7 @@ webstack-db-etcd-key_group-group-present:
     - name: {{ webstack.pki.key_group }}
     - addusers: [etcd]
     - require:
-      - pkg: webstack-db-etcd-pkg-installed
+      - sls: {{ tplroot }}.db.package
       - sls: {{ tplroot }}.pki
 
 webstack-db-etcd-data-file-directory:
@@ -30,7 +26,7 @@ webstack-db-etcd-data-file-directory:
     - group: etcd
     - mode: '0700'
     - require:
-      - pkg: webstack-db-etcd-pkg-installed
+      - sls: {{ tplroot }}.db.package
 
 webstack-db-etcd-config-file-managed:
   file.managed:
@@ -54,7 +50,7 @@ webstack-db-etcd-config-file-managed:
         missing = [k for k in keys if not c.get(k)];
         sys.exit('etcd config: missing ' + ', '.join(missing) if missing else 0)"
     - require:
-      - pkg: webstack-db-etcd-pkg-installed
+      - sls: {{ tplroot }}.db.package
 
 webstack-db-etcd-unit-file-managed:
   file.managed:
@@ -65,7 +61,7 @@ webstack-db-etcd-unit-file-managed:
         etcd: {{ etcd | tojson }}
     - makedirs: true
     - require:
-      - pkg: webstack-db-etcd-pkg-installed
+      - sls: {{ tplroot }}.db.package
 
 {#- systemd reads a new or changed drop-in only on daemon-reload; Salt's own unit-change check
     misses a drop-in created while the service runs (measured: the restart kept the old

@@ -6,6 +6,11 @@
 include:
   - {{ tplroot }}.common
 {%- if webstack.valid %}
+  {%- if webstack.node.db.engine != 'mongodb' %}
+  {#- The packages first: they install in their own process (parallel) while the node's key
+      and certificate are made. #}
+  - .package
+  {%- endif %}
   - {{ tplroot }}.pki
   {%- if webstack.node.db.engine == 'mongodb' %}
   - .mongodb

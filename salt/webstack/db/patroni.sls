@@ -7,28 +7,11 @@
 {#- PostgreSQL under Patroni (engine ferretdb, 3+ db nodes): the node that wins the race in etcd
     runs initdb, the others clone it; Patroni keeps one leader, a synchronous standby, and fails
     over. Debian's own cluster 15/main must not run beside it: it is never created (the
-    createcluster.d setting below is in place before the package), and one created earlier is
+    createcluster.d setting is in place before the package: db/package.sls), and one created earlier is
     dropped while it is still empty. #}
 include:
+  - .package
   - .etcd
-
-webstack-db-patroni-createcluster-file-managed:
-  file.managed:
-    - name: {{ patroni.createcluster_conf }}
-    - contents: |
-        # Managed by Salt (webstack db role): Patroni runs PostgreSQL on this node; Debian's
-        # postgresql package must not create (and start) its default cluster.
-        create_main_cluster = false
-    - makedirs: true
-    - require:
-      - sls: {{ tplroot }}.common.validation
-
-webstack-db-patroni-pkg-installed:
-  pkg.installed:
-    - pkgs: {{ patroni.packages | tojson }}
-    - install_recommends: {{ webstack.pkg.install_recommends | tojson }}
-    - require:
-      - file: webstack-db-patroni-createcluster-file-managed
 
 webstack-db-patroni-helpers-file-managed:
   file.managed:
@@ -51,7 +34,7 @@ webstack-db-patroni-default_cluster-cmd-run:
     - name: {{ patroni.drop_default_cluster }} {{ default.version }} {{ default.name }}
     - onlyif: test -e /etc/postgresql/{{ default.version }}/{{ default.name }}/postgresql.conf
     - require:
-      - pkg: webstack-db-patroni-pkg-installed
+      - sls: {{ tplroot }}.db.package
       - file: webstack-db-patroni-helpers-file-managed
 
 webstack-db-patroni-config-file-managed:
@@ -72,7 +55,7 @@ webstack-db-patroni-config-file-managed:
     # Patroni's own validator (schema and values) before the file goes live.
     - check_cmd: {{ patroni.check_config }}
     - require:
-      - pkg: webstack-db-patroni-pkg-installed
+      - sls: {{ tplroot }}.db.package
       - file: webstack-db-patroni-helpers-file-managed
 
 {#- PostgreSQL and Patroni (as postgres) read this node's private key (group-readable, 0640). #}
@@ -81,7 +64,7 @@ webstack-db-patroni-key_group-group-present:
     - name: {{ webstack.pki.key_group }}
     - addusers: [postgres]
     - require:
-      - pkg: webstack-db-patroni-pkg-installed
+      - sls: {{ tplroot }}.db.package
       - sls: {{ tplroot }}.pki
 
 {#- Patroni's data_dir: Patroni (as postgres) runs initdb or pg_basebackup into it. #}
@@ -93,7 +76,7 @@ webstack-db-patroni-data-file-directory:
     - mode: '0700'
     - makedirs: true
     - require:
-      - pkg: webstack-db-patroni-pkg-installed
+      - sls: {{ tplroot }}.db.package
 
 {#- SIGHUP (Debian's ExecReload) re-reads the file; a setting that needs a PostgreSQL restart shows
     as `pending_restart` in `patronictl list`. #}

@@ -3,12 +3,8 @@
 {%- set pg = webstack.postgresql %}
 {%- set db = webstack.node.db %}
 
-webstack-db-postgresql-pkg-installed:
-  pkg.installed:
-    - pkgs: {{ pg.packages | tojson }}
-    - install_recommends: {{ webstack.pkg.install_recommends | tojson }}
-    - require:
-      - sls: {{ tplroot }}.common.validation
+include:
+  - .package
 
 {#- PostgreSQL (as postgres) reads this node's private key (group-readable, 0640). #}
 webstack-db-postgresql-key_group-group-present:
@@ -16,7 +12,7 @@ webstack-db-postgresql-key_group-group-present:
     - name: {{ webstack.pki.key_group }}
     - addusers: [postgres]
     - require:
-      - pkg: webstack-db-postgresql-pkg-installed
+      - sls: {{ tplroot }}.db.package
       - sls: {{ tplroot }}.pki
 
 {#- Listen on this node's address with TLS; only the app nodes (their FerretDB sidecars) may
@@ -33,7 +29,7 @@ webstack-db-postgresql-conf-file-managed:
     - group: postgres
     - mode: '0644'
     - require:
-      - pkg: webstack-db-postgresql-pkg-installed
+      - sls: {{ tplroot }}.db.package
       - group: webstack-db-postgresql-key_group-group-present
 
 webstack-db-postgresql-hba-file-managed:
@@ -47,7 +43,7 @@ webstack-db-postgresql-hba-file-managed:
     - group: postgres
     - mode: '0640'
     - require:
-      - pkg: webstack-db-postgresql-pkg-installed
+      - sls: {{ tplroot }}.db.package
 
 {#- listen_addresses needs a restart; pg_hba only a reload. Salt restarts on the conf.d change
     and reloads on pg_hba changes (service.running reload: true restarts nothing). #}

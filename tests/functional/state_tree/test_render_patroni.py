@@ -200,8 +200,12 @@ def test_states_run_once_per_cluster_on_the_leader_only(state_tree):
     # The default cluster is dropped only while it exists, and never created in the first place.
     drop = low["webstack-db-patroni-default_cluster-cmd-run"]
     assert drop["onlyif"] == "test -e /etc/postgresql/15/main/postgresql.conf"
-    pkg = low["webstack-db-patroni-pkg-installed"]
-    assert {"file": "webstack-db-patroni-createcluster-file-managed"} in pkg["require"]
+    # One apt transaction for the role (Patroni, PostgreSQL, etcd), in its own process, after
+    # the setting that keeps Debian's default cluster from being created.
+    pkg = low["webstack-db-package-pkg-installed"]
+    assert {"file": "webstack-db-package-createcluster-file-managed"} in pkg["require"]
+    assert set(pkg["pkgs"]) >= {"patroni", "postgresql", "etcd-server", "etcd-client"}
+    assert pkg["parallel"] is True
     service = low["webstack-db-patroni-service-running"]
     assert {"sls": "webstack.db.etcd"} in service["require"]
     assert {"cmd": "webstack-db-patroni-default_cluster-cmd-run"} in service["require"]

@@ -53,11 +53,12 @@ def test_scale_table_has_a_row_per_size():
         "floor_s": 60.0,
         "ratio": 2.0,
         "reapply_all_s": 14.2,
+        "reapply_slowest_job_s": 3.25,
         "reapply_changes": 0,
         "master": {"cpu_s": 30.0, "cpu_share_of_one_core": 0.25, "peak_rss_mib": 412.3},
     }
     lines = report._scale([row])
     assert lines[2] == (
-        "| lb=3,app=5,db=1 | 9 | 120.0 s | 60.0 s | 2.00 x | 14.2 s (changes: 0) "
+        "| lb=3,app=5,db=1 | 9 | 120.0 s | 60.0 s | 2.00 x | 14.2 s, slowest job 3.25 s (changes: 0) "
         "| 30.0 s (25 % of a core) | 412 MiB |"
     )
