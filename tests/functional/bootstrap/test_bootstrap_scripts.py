@@ -118,7 +118,10 @@ def test_minion_ids_that_yaml_would_read_as_other_types_stay_strings(root, keys,
     conf = yaml.safe_load((root / "etc/salt/minion.d/webstack.conf").read_text())
     assert conf["id"] == name
 
-@pytest.mark.parametrize(("accepted", "given", "expected"), [(9, None, 10), (9, "3", 3), (0, None, 5)])
+
+@pytest.mark.parametrize(
+    ("accepted", "given", "expected"), [(9, None, 10), (9, "3", 3), (0, None, 5)]
+)
 def test_the_master_gets_a_worker_per_minion_and_one_more(root, keys, accepted, given, expected):
     """Every node's certificate request holds one worker while it waits for a second: fewer
     workers than converging minions stall them (README "Scale")."""

@@ -59,6 +59,6 @@ def test_scale_table_has_a_row_per_size():
     }
     lines = report._scale([row])
     assert lines[2] == (
-        "| lb=3,app=5,db=1 | 9 | 120.0 s | 60.0 s | 2.00 x | 14.2 s, slowest job 3.25 s (changes: 0) "
-        "| 30.0 s (25 % of a core) | 412 MiB |"
+        "| lb=3,app=5,db=1 | 9 | 120.0 s | 60.0 s | 2.00 x "
+        "| 14.2 s, slowest job 3.25 s (changes: 0) | 30.0 s (25 % of a core) | 412 MiB |"
     )
