@@ -120,7 +120,8 @@ def test_minion_ids_that_yaml_would_read_as_other_types_stay_strings(root, keys,
 
 
 @pytest.mark.parametrize(
-    ("accepted", "given", "expected"), [(9, None, 10), (9, "3", 3), (0, None, 5)]
+    ("accepted", "given", "expected"),
+    [(9, None, 10), (9, "3", 3), (0, None, 5), (40, None, 32), (40, "48", 48)],
 )
 def test_the_master_gets_a_worker_per_minion_and_one_more(root, keys, accepted, given, expected):
     """Every node's certificate request holds one worker while it waits for a second: fewer
