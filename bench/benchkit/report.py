@@ -115,6 +115,7 @@ def _breakdown(b):
             "Per minion",
             "package installs",
             "everything else",
+            "run alongside",
             "between states",
             "first state to last end",
             "returned after",
@@ -127,6 +128,7 @@ def _breakdown(b):
                 minion,
                 _cell(f["packages_s"]),
                 _cell(f["other_s"]),
+                _cell(f["overlap_s"]) if "overlap_s" in f else "-",
                 _cell(f["between_states_s"]),
                 _cell(f["span_s"]),
                 _cell(f["returned_s"]),
@@ -156,8 +158,10 @@ def _breakdown(b):
     lines += [
         "",
         "State times are each minion's own (`start_time`, `duration`; a state's sub-states are "
-        "within it). *Package installs*: pkg.installed, pkg.latest and pkgrepo states. *Between "
-        "states*: the first state's start to the last one's end, less the states' own time. "
+        "within it). *Package installs*: pkg.installed, pkg.latest and pkgrepo states. *Run "
+        "alongside*: state time spent while another state ran too (the package install runs in "
+        "its own process, `parallel: true`). *Between states*: the first state's start to the "
+        "last one's end, less the time in which any state ran. "
         "*Returned after*: when the master had the minion's return, from the apply's start (`lab "
         "apply`'s progress lines); *outside its states* is that less the first-to-last span: the "
         "job reaching the minion, pillar and SLS rendering, the return reaching the master.",

@@ -84,6 +84,25 @@ def test_package_installs_against_everything_else_per_minion():
     assert app["outside_states_s"] == pytest.approx(2)  # rendering before, the return after
     assert minions["lb1"]["packages_s"] == pytest.approx(12)
     assert minions["ca"]["packages_s"] == 0
+    assert app["overlap_s"] == pytest.approx(0)
+
+
+def test_a_parallel_package_install_overlaps_the_states_beside_it():
+    """`parallel: true`: the install runs in its own process while the key and certificate are
+    made. Their time is counted once in the time between states, and shown as run alongside."""
+    converge = {
+        "db1": ret(
+            st("pkg.installed", "db-pkg", "10:00:01", 30000, sls="webstack.db.package"),
+            st("x509.private_key_managed", "db-key", "10:00:01.5", 2000, sls="webstack.pki"),
+            st("x509.certificate_managed", "db-crt", "10:00:04", 3000, sls="webstack.pki"),
+            st("cmd.run", "db-restart", "10:00:32", 1000, sls="webstack.db"),
+        )
+    }
+    db = breakdown.analyse(converge, {"db1": 34.0})["minions"]["db1"]
+    assert db["states_s"] == pytest.approx(36)
+    assert db["overlap_s"] == pytest.approx(5)  # key and certificate, inside the install
+    assert db["span_s"] == pytest.approx(32)  # 10:00:01 to 10:00:33
+    assert db["between_states_s"] == pytest.approx(1)  # 10:00:31 to 10:00:32: nothing ran
 
 
 def test_the_critical_path_is_the_minion_the_master_heard_from_last():
