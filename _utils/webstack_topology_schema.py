@@ -293,6 +293,7 @@ LOOKUP = {
     "lb.haproxy.server_state_file": _P,
     "lb.haproxy.stats_user": _N,
     "lb.haproxy.maxconn": _W,
+    "lb.haproxy.nbthread": _W,
     "lb.haproxy.timeouts.*": _W,
     "lb.haproxy.check.path": "urlpath",
     "lb.haproxy.check.*": _W,

@@ -386,6 +386,9 @@ def main(argv=None):
         measure(lab, topology, only, args, results)
     finally:
         results["finished"] = _now()
+        # When each figure was last measured: a partial run keeps the others' older times.
+        measured = results.setdefault("measured", {})
+        measured |= {name: results["finished"] for name in only if results.get(name)}
         write(results)
     labctl.say(report.markdown(results))
     labctl.say(f"wrote {OUT / 'results.json'} and {OUT / 'results.md'}")

@@ -71,6 +71,8 @@ def _converge(c):
 def _reapply_note(reapply):
     """The re-apply rows against their bound, and what the command line adds on top."""
     medians = [r["seconds"]["median"] for r in reapply.values()]
+    if not medians:
+        return ""
     cli = [r["cli_seconds"]["median"] for r in reapply.values() if "cli_seconds" in r]
     note = (
         f"\nRe-apply: the slowest minion's job took {max(medians):.2f} s (median; bound 1.5 s per "
@@ -395,6 +397,19 @@ SECTIONS = (
 )
 
 
+def _runs(results):
+    """One line naming when each figure was measured, when they come from more than one run."""
+    measured = results.get("measured", {})
+    present = {key: measured.get(key, "an earlier run") for key, _ in SECTIONS if results.get(key)}
+    if len(set(present.values())) <= 1:
+        return []
+    by_time = {}
+    for key, when in present.items():
+        by_time.setdefault(when, []).append(key)
+    parts = [f"{', '.join(keys)}: {when}" for when, keys in sorted(by_time.items())]
+    return [f"Figures from more than one run (partial runs, `--only`): {'; '.join(parts)}.", ""]
+
+
 def markdown(results):
     m = results["machine"]
     lines = [
@@ -404,6 +419,7 @@ def markdown(results):
         "Cells: median (min-max, n runs).",
         "",
     ]
+    lines += _runs(results)
     for key, section in SECTIONS:
         if results.get(key):
             lines += [*section(results[key]), ""]

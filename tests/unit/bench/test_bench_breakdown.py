@@ -293,3 +293,37 @@ def test_the_last_return_is_read_and_a_missing_or_broken_file_is_none(tmp_path, 
     assert converge.last_return() == {}
     path.write_text(json.dumps(CONVERGE))
     assert converge.last_return() == CONVERGE
+
+
+def test_results_md_names_the_runs_when_figures_come_from_several():
+    machine = {"cpu": "x", "cpus": 2, "memory_gb": 1, "kernel": "k"}
+    cell = {"min": 1.0, "median": 1.0, "max": 1.0, "n": 1}
+    results = {
+        "machine": machine,
+        "topology": "lab.yaml",
+        "finished": "2026-12-01 20:16 UTC",
+        "converge": {"apply": cell, "floor": cell, "ratio": cell, "reapply": {}},
+        "hop": {},  # empty: not shown, not named
+        "measured": {"converge": "2026-12-01 19:50 UTC"},
+        "scale": [],
+    }
+    lines = report.markdown(results).splitlines()
+    assert not any(line.startswith("Figures from more than one run") for line in lines)
+    results["scale"] = [
+        {
+            "spec": "lb=2,app=2,db=1",
+            "nodes": 5,
+            "apply_s": 1.0,
+            "floor_s": 1.0,
+            "ratio": 1.0,
+            "reapply_all_s": 1.0,
+            "reapply_changes": 0,
+            "master": {"cpu_s": 1.0, "cpu_share_of_one_core": 0.1, "peak_rss_mib": 1.0},
+        }
+    ]
+    results["measured"]["scale"] = "2026-12-01 20:10 UTC"
+    text = report.markdown(results)
+    assert (
+        "Figures from more than one run (partial runs, `--only`): "
+        "converge: 2026-12-01 19:50 UTC; scale: 2026-12-01 20:10 UTC." in text
+    )
