@@ -4,6 +4,7 @@
 another topology. Each phase's duration is printed as it ends and again in the summary.
 """
 
+import contextlib
 import os
 import subprocess
 import threading
@@ -16,11 +17,15 @@ PHASES = []
 
 
 def _say(config, message):
+    """A line on the terminal now, even while pytest captures output (a fixture's setup is
+    captured, and shown only if it fails: a slow `lab up` would be a silent one in CI's log)."""
     reporter = config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line(message)
-    else:
-        print(message, flush=True)
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+        if reporter is not None:
+            reporter.write_line(message)
+        else:
+            print(message, flush=True)
 
 
 def _lab_command(config, *args, timeout):
