@@ -20,9 +20,6 @@ webstack-db-mongodb-pkg-installed:
   pkg.installed:
     - name: {{ mongodb.package }}
     - install_recommends: {{ webstack.pkg.install_recommends | tojson }}
-    # In its own process while the states that do not need it (this node's key and certificate,
-    # users, files) go on: nothing else here runs apt, and what needs the packages requires this.
-    - parallel: true
     - require:
       - pkgrepo: webstack-db-mongodb-pkgrepo-managed
 

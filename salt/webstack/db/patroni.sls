@@ -6,8 +6,8 @@
 
 {#- PostgreSQL under Patroni (engine ferretdb, 3+ db nodes): the node that wins the race in etcd
     runs initdb, the others clone it; Patroni keeps one leader, a synchronous standby, and fails
-    over. Debian's own cluster 15/main must not run beside it: it is never created (the
-    createcluster.d setting is in place before the package: db/package.sls), and one created earlier is
+    over. Debian's own cluster 15/main must not run beside it: it is never created (db/package.sls
+    puts the createcluster.d setting in place before the package), and one created earlier is
     dropped while it is still empty. #}
 include:
   - .package

@@ -180,3 +180,19 @@ def test_highstate_gives_each_node_its_roles_only(sized):
         # Every node also gets its TLS identity (webstack.pki), whatever its roles.
         assert prefixes == {"common", "pki", *node["roles"]}
         assert ids[0] == "webstack-common-validation-webstack_topology-validated"
+        # The role's packages install first, in their own process (parallel), without Debian's
+        # Recommends, while the node's key and certificate are made.
+        first_pkg = min(n for n, sid in enumerate(ids) if sid.endswith("-pkg-installed"))
+        first_pki = min(n for n, sid in enumerate(ids) if sid.startswith("webstack-pki-"))
+        assert first_pkg < first_pki, ids[:4]
+
+
+def test_each_role_installs_its_packages_in_one_parallel_transaction(state_tree):
+    topology = make_topology(lbs=1, apps=1, dbs=1)
+    tree = state_tree(topology)
+    for node in topology["nodes"]:
+        low = tree._run("lowstate", node["name"])
+        installs = [c for c in low.values() if c["state"] == "pkg" and c["fun"] == "installed"]
+        assert len(installs) == 1, node["name"]
+        assert installs[0]["parallel"] is True
+        assert installs[0]["install_recommends"] is False
