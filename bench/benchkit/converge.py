@@ -97,28 +97,32 @@ def full_apply():
     return seconds, parse_apply(output), parse_returned(output)
 
 
-#: Run in the master container: the newest job that holds a return of minion argv[1], as
-#: "<jid> <seconds>", seconds from the job's publish (its jid is the master's clock then) to its
-#: return reaching the master's job cache (that file's mtime, the same clock).
+#: Run in the master container with minion ids as arguments: for each, the newest job that holds
+#: its return, as "<minion> <jid> <seconds>", seconds from the job's publish (its jid is the
+#: master's clock then) to its return reaching the master's job cache (that file's mtime, the
+#: same clock). One pass over the job cache for all of them.
 JOB_SECONDS = """
 import datetime, glob, os, sys
-newest = None
+newest = {}
 for job in glob.glob("/var/cache/salt/master/jobs/*/*/"):
-    ret = os.path.join(job, sys.argv[1], "return.p")
-    if os.path.exists(ret):
-        jid = open(os.path.join(job, "jid")).read().strip()
-        if newest is None or jid > newest[0]:
-            newest = (jid, os.path.getmtime(ret))
-jid, returned = newest
-published = datetime.datetime.strptime(jid[:20], "%Y%m%d%H%M%S%f").timestamp()
-print(jid, round(returned - published, 3))
+    jid = None
+    for minion in sys.argv[1:]:
+        ret = os.path.join(job, minion, "return.p")
+        if os.path.exists(ret):
+            jid = jid or open(os.path.join(job, "jid")).read().strip()
+            if minion not in newest or jid > newest[minion][0]:
+                newest[minion] = (jid, os.path.getmtime(ret))
+for minion, (jid, returned) in newest.items():
+    published = datetime.datetime.strptime(jid[:20], "%Y%m%d%H%M%S%f").timestamp()
+    print(minion, jid, round(returned - published, 3))
 """
 
 
-def job_seconds(minion):
-    """The minion's last job as the master saw it: publish to return, seconds (no CLI start)."""
-    out = labctl.attach("master", "/opt/salt/bin/python3", "-c", JOB_SECONDS, minion)
-    return float(out.split()[-1])
+def job_seconds(*minions):
+    """``{minion: seconds}``: each minion's last job as the master saw it, publish to return (no
+    CLI start)."""
+    out = labctl.attach("master", "/opt/salt/bin/python3", "-c", JOB_SECONDS, *minions)
+    return {fields[0]: float(fields[2]) for fields in map(str.split, out.splitlines()) if fields}
 
 
 def reapply_each(lab):
@@ -130,7 +134,7 @@ def reapply_each(lab):
         seconds, output = labctl.lab_cmd("apply", node.name)
         parsed = parse_apply(output).get(node.name, {})
         result[node.name] = {
-            "seconds": job_seconds(node.name),
+            "seconds": job_seconds(node.name)[node.name],
             "cli_seconds": round(seconds, 2),
             "changed": parsed.get("changed"),
         }

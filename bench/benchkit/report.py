@@ -62,20 +62,21 @@ def _converge(c):
                 f"changes: {changes}",
             )
         )
-    lines.append(_reapply_note(c["reapply"]))
+    lines += _reapply_note(c["reapply"])
     if "breakdown" in c:
         lines += ["", *_breakdown(c["breakdown"])]
     return lines
 
 
 def _reapply_note(reapply):
-    """The re-apply rows against their bound, and what the command line adds on top."""
+    """The re-apply rows against their bound, and what the command line adds on top: a
+    paragraph under the table (none without re-apply rows)."""
     medians = [r["seconds"]["median"] for r in reapply.values()]
     if not medians:
-        return ""
+        return []
     cli = [r["cli_seconds"]["median"] for r in reapply.values() if "cli_seconds" in r]
     note = (
-        f"\nRe-apply: the slowest minion's job took {max(medians):.2f} s (median; bound 1.5 s per "
+        f"Re-apply: the slowest minion's job took {max(medians):.2f} s (median; bound 1.5 s per "
         "minion), from the master publishing it to its return in the master's job cache."
     )
     if cli:
@@ -83,7 +84,7 @@ def _reapply_note(reapply):
             f" The `lab apply <minion>` command around it took {min(cli):.2f}-{max(cli):.2f} s "
             "(medians): the salt CLI's own start in the master container and the attach to it."
         )
-    return note
+    return ["", note]
 
 
 def _state(row):

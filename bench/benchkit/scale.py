@@ -101,7 +101,7 @@ def measure_size(spec, nodes):
             raise RuntimeError(f"state.apply at {spec} failed on {failed}")
         reapply_s, output = labctl.lab_cmd("apply")
         changed = sum(r["changed"] for r in converge.parse_apply(output).values())
-        slowest_job_s = max(converge.job_seconds(m) for m in minions)
+        slowest_job_s = max(converge.job_seconds(*minions).values())
     finally:
         os.environ.pop("LAB_NODES", None)
     return {

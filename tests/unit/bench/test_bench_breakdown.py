@@ -2,7 +2,11 @@
 the lab's last-apply.json; its tables in results.md; and what the bench reads for it of `lab
 apply`'s output and files."""
 
+import datetime
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 from benchkit import breakdown, converge, report
@@ -327,3 +331,31 @@ def test_results_md_names_the_runs_when_figures_come_from_several():
         "Figures from more than one run (partial runs, `--only`): "
         "converge: 2026-12-01 19:50 UTC; scale: 2026-12-01 20:10 UTC." in text
     )
+
+
+def test_job_seconds_reads_each_minions_newest_job_from_the_masters_job_cache(tmp_path):
+    """The script `job_seconds` runs in the master container, run here on a job cache made the
+    same way: <hash>/<jid dir>/jid, and <minion>/return.p written when the return came."""
+
+    def job(jid, returns):
+        directory = tmp_path / jid[-2:] / jid
+        directory.mkdir(parents=True)
+        (directory / "jid").write_text(jid + "\n")
+        published = datetime.datetime.strptime(jid, "%Y%m%d%H%M%S%f").timestamp()
+        for minion, seconds in returns.items():
+            (directory / minion).mkdir()
+            (directory / minion / "return.p").write_bytes(b"x")
+            os.utime(directory / minion / "return.p", (published + seconds,) * 2)
+
+    job("20261201100000000000", {"app1": 9.0, "lb1": 8.0})
+    job("20261201100100000000", {"app1": 2.5})  # app1's newest; lb1 has no part in it
+    job("20261201100200000000", {"ca": 0.5})
+    script = converge.JOB_SECONDS.replace("/var/cache/salt/master/jobs", str(tmp_path))
+    out = subprocess.run(
+        [sys.executable, "-c", script, "app1", "lb1", "db9"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    lines = sorted(out.splitlines())
+    assert lines == ["app1 20261201100100000000 2.5", "lb1 20261201100000000000 8.0"]
