@@ -79,6 +79,7 @@ HOST_COMMANDS = {
     "keepalived": "tests/functional/modules (in netns), config checks",
     "nginx": "nginx-check-site (config checks)",
     "arping": "tests/functional/modules: the VIP's gratuitous ARP",
+    "supervisord": "tests/functional/states: the webstack_app.program_running state",
     "patroni": "tests/support/patroni_cluster.py, patroni-check-config",
     "etcd": "tests/support/patroni_cluster.py",
     "vagrant": "tests/functional/vagrant: vagrant validate",

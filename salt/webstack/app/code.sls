@@ -28,10 +28,11 @@ webstack-app-code-src-file-recurse:
     The venv gets no pip of its own (ensurepip took 6 s of each node's converge, measured): the
     install runs Debian's pip wheel (python3-pip-whl, a dependency of python3-venv) with the
     venv's python, which installs into that venv. #}
-webstack-app-code-venv-cmd-run:
-  cmd.run:
-    - name: python3 -m venv --without-pip --system-site-packages {{ app.venv }}
-    - creates: {{ app.venv }}/bin/python
+webstack-app-code-venv-webstack_app-venv:
+  webstack_app.venv:
+    - name: {{ app.venv }}
+    - python: python3
+    - system_site_packages: true
     - require:
       - sls: {{ tplroot }}.app.package
       - sls: {{ tplroot }}.app.user
@@ -46,7 +47,7 @@ webstack-app-code-venv-file-directory:
     - mode: '0755'
     - recurse: [user, group]
     - require:
-      - cmd: webstack-app-code-venv-cmd-run
+      - webstack_app: webstack-app-code-venv-webstack_app-venv
 
 webstack-app-code-install-cmd-run:
   cmd.run:
@@ -58,7 +59,7 @@ webstack-app-code-install-cmd-run:
     - cwd: {{ app.home }}
     - onchanges:
       - file: webstack-app-code-src-file-recurse
-      - cmd: webstack-app-code-venv-cmd-run
+      - webstack_app: webstack-app-code-venv-webstack_app-venv
     - require:
       - file: webstack-app-code-venv-file-directory
 
@@ -83,5 +84,5 @@ webstack-app-code-config-file-managed:
         env PYTHONPATH={{ app.src }} {{ app.venv }}/bin/python -m webstack_app.checkconfig
     - require:
       - sls: {{ tplroot }}.app.user
-      - cmd: webstack-app-code-venv-cmd-run
+      - webstack_app: webstack-app-code-venv-webstack_app-venv
       - file: webstack-app-code-src-file-recurse

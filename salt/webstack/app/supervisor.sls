@@ -71,22 +71,16 @@ webstack-app-supervisor-program-cmd-run:
     - require:
       - service: webstack-app-supervisor-service-running
 
-{#- New code or config: HUP makes gunicorn start new workers and retire the old ones gracefully,
-    so requests in flight finish and no connection is refused. webstack.app.code holds only the
-    code and its config (the source, the venv, the install, app.json): any change there is one. #}
-webstack-app-supervisor-reload-cmd-run:
-  cmd.run:
-    - name: supervisorctl signal HUP {{ program }}
-    - onchanges:
+{#- Running, started if it is not. New code or config (webstack.app.code holds only the code and
+    its config: the source, the venv, the install, app.json): SIGHUP, which makes gunicorn start
+    new workers and retire the old ones gracefully, so requests in flight finish and no
+    connection is refused. Checked on supervisord's socket in-process: no supervisorctl, no
+    `unless` (see _states/webstack_app.py for why both cost seconds). #}
+webstack-app-supervisor-running-webstack_app-program_running:
+  webstack_app.program_running:
+    - name: {{ program }}
+    - socket: {{ app.supervisor.socket }}
+    - watch:
       - sls: {{ tplroot }}.app.code
-    - onlyif: supervisorctl status {{ program }} | grep -q RUNNING
     - require:
       - cmd: webstack-app-supervisor-program-cmd-run
-
-webstack-app-supervisor-running-cmd-run:
-  cmd.run:
-    - name: supervisorctl start {{ program }}
-    - unless: supervisorctl status {{ program }} | grep -q RUNNING
-    - require:
-      - cmd: webstack-app-supervisor-reload-cmd-run
-      - sls: {{ tplroot }}.app.code
