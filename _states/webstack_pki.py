@@ -22,8 +22,11 @@ the CA minion restarts.
         - timeout: 300
 """
 
+import grp
 import logging
 import os
+import pwd
+import stat
 import tempfile
 
 log = logging.getLogger(__name__)
@@ -150,3 +153,111 @@ def signing_policies_loaded(name):
     policies = __salt__["config.get"]("x509_signing_policies", {})
     ret["comment"] = f"{len(policies)} signing policies loaded"
     return ret
+
+
+def _read(path):
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except OSError:
+        return None
+
+
+def _owned_as(path, user, group, mode):
+    """Whether ``path`` is ``user``:``group`` with ``mode``, as the x509 state would leave it."""
+    try:
+        info = os.stat(path)
+        return (
+            info.st_uid == pwd.getpwnam(user).pw_uid
+            and info.st_gid == grp.getgrnam(group).gr_gid
+            and stat.S_IMODE(info.st_mode) == int(str(mode), 8)
+        )
+    except (OSError, KeyError, ValueError):
+        return False
+
+
+def _local_reasons(name, *, ca_cert, private_key, CN, alt_names, days_remaining, user, group, mode):
+    cert, key, ca = _read(name), _read(private_key), _read(ca_cert)
+    missing = [p for p, data in ((name, cert), (private_key, key), (ca_cert, ca)) if data is None]
+    if missing:
+        return [f"cannot read {', '.join(missing)}"]
+    reasons = __utils__["webstack_cert_check.stale_reasons"](
+        cert, key, ca, cn=CN, names=alt_names, days_remaining=days_remaining
+    )
+    if not _owned_as(name, user, group, mode):
+        reasons.append(f"not {user}:{group} {mode}")
+    return reasons
+
+
+# Salt passes a state's arguments by position (salt.utils.args.format_call).
+def certificate_managed(  # noqa: PLR0917
+    name,
+    ca_server,
+    signing_policy,
+    private_key,
+    CN,
+    alt_names,
+    ca_cert,
+    days_remaining=30,
+    user="root",
+    group="root",
+    mode="0644",
+    check_policy=False,
+):
+    """
+    Salt's ``x509.certificate_managed`` (issued by ``ca_server`` under ``signing_policy``), run
+    only when this node's certificate is not current by a check made here alone (see
+    ``_utils/webstack_cert_check.py``): the x509 state asks the CA minion for the policy on every
+    run, a peer publish through the master (0.5 s of an idempotent apply, and one master job per
+    minion). ``check_policy: true`` asks the CA every run, as the x509 state does.
+
+    name
+        The certificate file.
+    ca_server, signing_policy
+        Passed to ``x509.certificate_managed``.
+    private_key
+        This node's private key (the certificate's public key must be its).
+    CN, alt_names
+        The subject's CN and its subjectAltName entries (``["DNS:app1", "IP:10.77.0.21"]``).
+    ca_cert
+        The site CA's certificate (it must have signed the certificate).
+    days_remaining
+        Reissue when fewer days are left.
+    user, group, mode
+        The file's owner and mode.
+    """
+    if not check_policy:
+        reasons = _local_reasons(
+            name,
+            ca_cert=ca_cert,
+            private_key=private_key,
+            CN=CN,
+            alt_names=alt_names,
+            days_remaining=days_remaining,
+            user=user,
+            group=group,
+            mode=mode,
+        )
+        if not reasons:
+            return {
+                "name": name,
+                "result": True,
+                "changes": {},
+                "comment": "The certificate is current: signed by the site CA, for this node's "
+                f"key and names, more than {days_remaining} days left",
+            }
+        log.info(
+            "webstack_pki: %s is not current (%s): asking %s", name, "; ".join(reasons), ca_server
+        )
+    return __states__["x509.certificate_managed"](
+        name=name,
+        ca_server=ca_server,
+        signing_policy=signing_policy,
+        private_key=private_key,
+        CN=CN,
+        subjectAltName=", ".join(alt_names),
+        days_remaining=days_remaining,
+        user=user,
+        group=group,
+        mode=mode,
+    )

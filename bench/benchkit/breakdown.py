@@ -27,6 +27,7 @@ PACKAGE_MODULES = frozenset({"pkgrepo"})
 WAITS = (
     ("webstack_pki.ca_certificate", None, "the CA minion's certificate in the mine"),
     ("x509.certificate_managed", None, "the CA minion to sign this node's certificate"),
+    ("webstack_pki.certificate_managed", None, "the CA minion to sign this node's certificate"),
     ("webstack_patroni.member_running", None, "the Patroni cluster's leader (the other db nodes)"),
     ("service.running", "webstack-db-etcd-service-running", "etcd's peers (a quorum)"),
     ("webstack.replset", None, "the replica set's other members"),

@@ -44,15 +44,20 @@ webstack-pki-key-x509-private_key_managed:
       - group: webstack-pki-key-group-group-present
       - file: webstack-pki-dir-file-directory
 
-webstack-pki-certificate-x509-certificate_managed:
-  x509.certificate_managed:
+{#- Salt's x509.certificate_managed, run when a check made on this node finds the certificate
+    not current (see _states/webstack_pki.py: the x509 state alone asks the CA minion for the
+    policy on every run). #}
+webstack-pki-certificate-webstack_pki-certificate_managed:
+  webstack_pki.certificate_managed:
     - name: {{ pki.cert }}
     - ca_server: {{ node.pki.ca_minion }}
     - signing_policy: webstack-{{ node.name }}
     - private_key: {{ pki.key }}
+    - ca_cert: {{ pki.ca_cert }}
     - CN: {{ node.name }}
-    - subjectAltName: {{ node.pki.names[node.name] | join(', ') | tojson }}
+    - alt_names: {{ node.pki.names[node.name] | tojson }}
     - days_remaining: {{ pki.days_remaining }}
+    - check_policy: {{ pki.check_policy | tojson }}
     # A node new to the topology may ask before the CA minion has loaded its new policy.
     - retry:
         attempts: 10

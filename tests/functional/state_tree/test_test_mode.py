@@ -98,6 +98,6 @@ def test_role_applies_cleanly_in_test_mode(site, minion, role):
     certificate = next(
         s
         for s in states.values()
-        if s["__id__"] == "webstack-pki-certificate-x509-certificate_managed"
+        if s["__id__"] == "webstack-pki-certificate-webstack_pki-certificate_managed"
     )
     assert certificate["result"] is None, certificate

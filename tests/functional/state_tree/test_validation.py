@@ -130,7 +130,7 @@ def test_the_site_ca_minion_gets_the_ca_and_nothing_else(state_tree):
     assert "webstack-pki-ca-certificate-x509-certificate_managed" in ids
     # No role's state, no node certificate: the CA minion is not a node.
     assert not any(i.startswith(("webstack-lb-", "webstack-app-", "webstack-db-")) for i in ids)
-    assert "webstack-pki-certificate-x509-certificate_managed" not in ids
+    assert "webstack-pki-certificate-webstack_pki-certificate_managed" not in ids
 
 
 def test_ferretdb_source_missing_is_named(state_tree):

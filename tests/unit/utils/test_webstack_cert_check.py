@@ -1,0 +1,163 @@
+"""
+Unit tests of _utils/webstack_cert_check.py on real certificates (made here with
+``cryptography``): one issued as the site policy issues them (pillar/webstack/ca.sls: CA:false,
+digitalSignature + keyEncipherment, serverAuth + clientAuth) is current; each way of differing
+from it is named.
+"""
+
+import datetime
+import ipaddress
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from support.salt_modules import load
+
+check = load("_utils", "webstack_cert_check")
+
+NOW = datetime.datetime(2026, 12, 1, tzinfo=datetime.UTC)
+NAMES = ["DNS:app1", "IP:10.77.0.21"]
+
+
+def _pem(obj):
+    if isinstance(obj, x509.Certificate):
+        return obj.public_bytes(serialization.Encoding.PEM)
+    return obj.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+def _name(cn):
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+
+def _ca(cn="webstack site CA lab"):
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(_name(cn))
+        .issuer_name(_name(cn))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(NOW - datetime.timedelta(days=1))
+        .not_valid_after(NOW + datetime.timedelta(days=3650))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    return key, cert
+
+
+def _usage(digital_signature=True):
+    flags = dict.fromkeys(
+        (
+            "content_commitment",
+            "data_encipherment",
+            "key_agreement",
+            "key_cert_sign",
+            "crl_sign",
+            "encipher_only",
+            "decipher_only",
+        ),
+        False,
+    )
+    return x509.KeyUsage(digital_signature=digital_signature, key_encipherment=True, **flags)
+
+
+def _issue(ca, key, *, cn="app1", dns="app1", ip="10.77.0.21", days=90, is_ca=False, eku=None):
+    ca_key, ca_cert = ca
+    eku = eku or [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(_name(cn))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(NOW - datetime.timedelta(days=1))
+        .not_valid_after(NOW + datetime.timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=is_ca, path_length=None), critical=True)
+        .add_extension(_usage(), critical=True)
+        .add_extension(x509.ExtendedKeyUsage(eku), critical=False)
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName(dns), x509.IPAddress(ipaddress.ip_address(ip))]
+            ),
+            critical=False,
+        )
+    )
+    return builder.sign(ca_key, hashes.SHA256())
+
+
+@pytest.fixture(scope="module")
+def site():
+    ca = _ca()
+    key = ec.generate_private_key(ec.SECP256R1())
+    return ca, key
+
+
+def reasons(site, cert, *, key=None, ca_cert=None, names=NAMES, days_remaining=30):
+    ca, own_key = site
+    return check.stale_reasons(
+        _pem(cert),
+        _pem(key or own_key),
+        _pem(ca_cert or ca[1]),
+        cn="app1",
+        names=names,
+        days_remaining=days_remaining,
+        now=NOW,
+    )
+
+
+def test_a_certificate_as_the_site_policy_issues_it_is_current(site):
+    ca, key = site
+    assert reasons(site, _issue(ca, key)) == []
+
+
+def test_another_issuer_with_the_same_name_is_refused(site):
+    _, key = site
+    impostor = _ca()  # the same subject as the site CA, another key
+    got = reasons(site, _issue(impostor, key))
+    assert got == ["not signed by the site CA (InvalidSignature)"]
+
+
+def test_another_key_cn_or_names_are_each_named(site):
+    ca, key = site
+    other = ec.generate_private_key(ec.SECP256R1())
+    assert reasons(site, _issue(ca, other)) == ["not for this node's private key"]
+    assert reasons(site, _issue(ca, key, cn="app2")) == ["CN is ['app2'], not 'app1'"]
+    got = reasons(site, _issue(ca, key, ip="10.77.0.22"))
+    assert got == ["names are ['DNS:app1', 'IP:10.77.0.22'], not ['DNS:app1', 'IP:10.77.0.21']"]
+    # A topology that adds a name makes the certificate stale too.
+    assert reasons(site, _issue(ca, key), names=[*NAMES, "DNS:localhost"])
+
+
+def test_another_policy_is_named(site):
+    ca, key = site
+    assert reasons(site, _issue(ca, key, is_ca=True)) == [
+        "basicConstraints is not critical, CA:false"
+    ]
+    assert reasons(site, _issue(ca, key, eku=[ExtendedKeyUsageOID.SERVER_AUTH])) == [
+        "extendedKeyUsage is not serverAuth, clientAuth"
+    ]
+
+
+def test_fewer_days_left_than_days_remaining_is_stale(site):
+    ca, key = site
+    assert reasons(site, _issue(ca, key, days=29)) == ["29 days left, fewer than 30"]
+    assert reasons(site, _issue(ca, key, days=31)) == []
+
+
+def test_what_is_not_pem_is_named(site):
+    ca, key = site
+    cert = _pem(_issue(ca, key))
+
+    def only(cert_pem, key_pem):
+        got = check.stale_reasons(
+            cert_pem, key_pem, _pem(ca[1]), cn="app1", names=NAMES, days_remaining=30, now=NOW
+        )
+        assert len(got) == 1, got
+        return got[0]
+
+    assert only(b"garbage", _pem(key)).startswith("the certificate is not PEM: ")
+    assert only(cert, b"garbage").startswith("the private key is not PEM: ")
