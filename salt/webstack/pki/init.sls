@@ -32,8 +32,10 @@ webstack-pki-ca-certificate-webstack_pki-ca_certificate:
     - require:
       - file: webstack-pki-dir-file-directory
 
-webstack-pki-key-x509-private_key_managed:
-  x509.private_key_managed:
+{#- Salt's x509.private_key_managed, run when a check made here finds the key missing or not as
+    wanted (see _states/webstack_pki.py). #}
+webstack-pki-key-webstack_pki-private_key_managed:
+  webstack_pki.private_key_managed:
     - name: {{ pki.key }}
     - algo: {{ pki.key_algo }}
     - keysize: {{ pki.key_size }}
@@ -66,6 +68,6 @@ webstack-pki-certificate-webstack_pki-certificate_managed:
     - group: root
     - mode: '0644'
     - require:
-      - x509: webstack-pki-key-x509-private_key_managed
+      - webstack_pki: webstack-pki-key-webstack_pki-private_key_managed
       - webstack_pki: webstack-pki-ca-certificate-webstack_pki-ca_certificate
 {%- endif %}

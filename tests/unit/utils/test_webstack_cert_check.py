@@ -11,7 +11,7 @@ import ipaddress
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from support.salt_modules import load
 
@@ -161,3 +161,25 @@ def test_what_is_not_pem_is_named(site):
 
     assert only(b"garbage", _pem(key)).startswith("the certificate is not PEM: ")
     assert only(cert, b"garbage").startswith("the private key is not PEM: ")
+
+
+def test_the_key_as_the_key_state_makes_it_is_current_and_others_are_named(site):
+    _, key = site
+    assert check.key_reasons(_pem(key), algo="ec", keysize=256) == []
+    assert check.key_reasons(_pem(key), algo="ec", keysize=384) == ["256 bits, not 384"]
+    other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    assert check.key_reasons(_pem(other), algo="ec", keysize=256) == [
+        "not an ec key (RSAPrivateKey)"
+    ]
+    assert check.key_reasons(_pem(other), algo="rsa", keysize=2048) == []
+    assert check.key_reasons(b"garbage", algo="ec", keysize=256)[0].startswith(
+        "the private key is not PEM: "
+    )
+    encrypted = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(b"secret"),
+    )
+    assert check.key_reasons(encrypted, algo="ec", keysize=256)[0].startswith(
+        "the private key is not PEM: "
+    )
