@@ -33,8 +33,9 @@ __virtualname__ = "webstack_app"
 
 
 def __virtual__():
-    if "webstack_supervisor.process_state" not in __utils__:
-        return (False, "webstack_app: the webstack_supervisor utils module is not synced")
+    for needed in ("webstack_supervisor.process_state", "webstack_poll.until"):
+        if needed not in __utils__:
+            return (False, f"webstack_app: the utils function {needed} is not synced")
     return __virtualname__
 
 
@@ -80,16 +81,34 @@ def _state(socket, name):
     return __utils__["webstack_supervisor.process_state"](socket, name)
 
 
-def program_running(name, socket="/run/supervisor.sock"):
+#: supervisord is (re)starting the program: it has spawned it and waits for its ``startsecs``.
+_STARTING = ("STARTING", "BACKOFF")
+
+
+def _settled(socket, name, timeout):
+    """The program's state once supervisord is no longer starting it (at most ``timeout`` s)."""
+    state = _state(socket, name)
+    for _waited in __utils__["webstack_poll.until"](timeout, 0.2):
+        state = _state(socket, name)
+        if state not in _STARTING:
+            break
+    return state
+
+
+def program_running(name, socket="/run/supervisor.sock", timeout=60):
     """
-    The supervisor program ``name`` is RUNNING (started if it is not). With ``watch``, a change in
-    what it watches sends the program SIGHUP (see ``mod_watch``).
+    The supervisor program ``name`` is RUNNING: started if it is not, waited for (up to
+    ``timeout`` seconds) while supervisord is starting it. With ``watch``, a change in what it
+    watches sends the running program SIGHUP (see ``mod_watch``).
 
     name
         The program's name in supervisord's configuration.
 
     socket
         supervisord's unix socket.
+
+    timeout
+        How long a start may take (supervisord's ``startsecs`` and retries).
     """
     try:
         state = _state(socket, name)
@@ -104,28 +123,43 @@ def program_running(name, socket="/run/supervisor.sock"):
                 f"{name} is {state}: it would be started",
                 {"state": {"old": state, "new": "RUNNING"}},
             )
-        __utils__["webstack_supervisor.start"](socket, name)
-        now = _state(socket, name)
+        # STARTING/BACKOFF: just spawned (`supervisorctl update` of a new or changed program);
+        # it runs the current code once RUNNING. Reporting that as the change keeps `watch` from
+        # sending a SIGHUP that would reach it before its signal handlers are installed.
+        if state not in _STARTING:
+            __utils__["webstack_supervisor.start"](socket, name)
+        now = _settled(socket, name, timeout)
     except CommandExecutionError as exc:
         return _ret(name, False, str(exc))
     if now != "RUNNING":
-        return _ret(name, False, f"{name} was {state}, started, and is {now}")
-    return _ret(name, comment=f"{name} started", changes={"state": {"old": state, "new": now}})
+        return _ret(name, False, f"{name} was {state} and is {now} (supervisord's log says why)")
+    return _ret(name, comment=f"{name} is running", changes={"state": {"old": state, "new": now}})
 
 
-def mod_watch(name, sfun=None, socket="/run/supervisor.sock", signame="HUP", **kwargs):
+def mod_watch(name, sfun=None, socket="/run/supervisor.sock", signame="HUP", timeout=60, **kwargs):
     """
-    What ``watch`` does to a running program: ``signame`` (gunicorn's HUP starts new workers on
-    the new code and retires the old ones gracefully; no request is refused).
+    What ``watch`` does to the program: ``signame`` when it is RUNNING (gunicorn's HUP starts
+    new workers on the new code and retires the old ones gracefully; no request is refused);
+    nothing when supervisord is starting it (it starts on the new code).
     """
     if sfun != "program_running":
         return _ret(name, False, f"webstack_app.{sfun} has no watch action")
-    if __opts__["test"]:
-        return _ret(name, None, f"{name} would get SIG{signame}", {"signal": signame})
     try:
-        sent = __utils__["webstack_supervisor.signal"](socket, name, signame)
+        return _on_watch(name, socket, signame, timeout)
     except CommandExecutionError as exc:
         return _ret(name, False, str(exc))
-    if not sent:
+
+
+def _on_watch(name, socket, signame, timeout):
+    state = _state(socket, name)
+    if state in _STARTING:
+        state = _settled(socket, name, timeout)
+        if state == "RUNNING":
+            return _ret(name, comment=f"{name} started on the new code: no SIG{signame} needed")
+    if state != "RUNNING":
+        return _ret(name, False, f"{name} is {state}: no SIG{signame} sent")
+    if __opts__["test"]:
+        return _ret(name, None, f"{name} would get SIG{signame}", {"signal": signame})
+    if not __utils__["webstack_supervisor.signal"](socket, name, signame):
         return _ret(name, False, f"{name} is not running: no SIG{signame} sent")
     return _ret(name, comment=f"{name} got SIG{signame}", changes={"signal": signame})

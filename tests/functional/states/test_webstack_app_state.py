@@ -11,6 +11,10 @@ import textwrap
 import time
 
 import pytest
+from support.salt_modules import load
+
+#: The same client the states use, for what the tests do to supervisord directly.
+SUPERVISOR = load("_utils", "webstack_supervisor")
 
 #: The program writes a line for each SIGHUP it gets (what gunicorn does with one: reload).
 PROGRAM = textwrap.dedent(
@@ -46,7 +50,7 @@ def supervisord(tmp_path):
             [program:demo]
             command={sys.executable} -u {tmp_path}/program.py
             autostart=false
-            startsecs=1
+            startsecs=2
             stdout_logfile={tmp_path}/demo.log
             """
         )
@@ -112,3 +116,24 @@ def test_venv_needs_an_absolute_path_and_makes_nothing(loaders, tmp_path, monkey
     ret = loaders.states.webstack_app.venv(name="venv")
     assert ret.result is False and "absolute" in ret.comment
     assert not (tmp_path / "venv").exists()
+
+
+def test_a_program_still_starting_is_waited_for_and_never_signalled(loaders, supervisord):
+    """Just spawned (as `supervisorctl update` leaves a new program): a SIGHUP then would reach
+    gunicorn before its handlers are installed and kill it."""
+    socket, log = supervisord
+    SUPERVISOR._call(str(socket), "supervisor.startProcess", "demo", False)
+    assert SUPERVISOR.process_state(str(socket), "demo") == "STARTING"
+    watched = loaders.states.webstack_app.mod_watch(
+        name="demo", sfun="program_running", socket=str(socket)
+    )
+    assert watched.result is True and watched.changes == {}, watched.comment
+    assert "no SIGHUP needed" in watched.comment
+    assert SUPERVISOR.process_state(str(socket), "demo") == "RUNNING"
+
+    SUPERVISOR._call(str(socket), "supervisor.stopProcess", "demo", True)
+    SUPERVISOR._call(str(socket), "supervisor.startProcess", "demo", False)
+    ret = loaders.states.webstack_app.program_running(name="demo", socket=str(socket))
+    # A change, so that Salt's watch does not follow it with a SIGHUP.
+    assert ret.result is True and ret.changes == {"state": {"old": "STARTING", "new": "RUNNING"}}
+    assert "HUP" not in (log.read_text() if log.exists() else "")
