@@ -12,6 +12,11 @@ again: the CA signs with the policies of the pillar it holds in memory, which a 
 fresh pillar does not replace; without it a node added to the topology would be refused until
 the CA minion restarts.
 
+``private_key_managed`` and ``certificate_managed`` put a check made on the node in front of
+Salt's ``x509.private_key_managed`` and ``x509.certificate_managed``, which run only when it
+fails: those two cost 0.3 s and 0.5 s of every run even when nothing is to be done (a nested
+``state.single``; a peer publish to the CA minion for the node's policy).
+
 .. code-block:: yaml
 
     site CA certificate:
