@@ -81,6 +81,8 @@ def _state(socket, name):
     return __utils__["webstack_supervisor.process_state"](socket, name)
 
 
+_WOULD_START = {"state": {"old": None, "new": "RUNNING"}}
+
 #: supervisord is (re)starting the program: it has spawned it and waits for its ``startsecs``.
 _STARTING = ("STARTING", "BACKOFF")
 
@@ -112,17 +114,15 @@ def program_running(name, socket="/run/supervisor.sock", timeout=60):
     """
     try:
         state = _state(socket, name)
-        if state is None:
-            return _ret(name, False, f"supervisord has no program {name!r}")
-        if state == "RUNNING":
-            return _ret(name, comment=f"{name} is running")
-        if __opts__["test"]:
-            return _ret(
-                name,
-                None,
-                f"{name} is {state}: it would be started",
-                {"state": {"old": state, "new": "RUNNING"}},
-            )
+    except CommandExecutionError as exc:
+        state = exc
+    if __opts__["test"]:
+        return _dry_run(name, state)
+    if isinstance(state, CommandExecutionError) or state is None:
+        return _ret(name, False, str(state or f"supervisord has no program {name!r}"))
+    if state == "RUNNING":
+        return _ret(name, comment=f"{name} is running")
+    try:
         # STARTING/BACKOFF: just spawned (`supervisorctl update` of a new or changed program);
         # it runs the current code once RUNNING. Reporting that as the change keeps `watch` from
         # sending a SIGHUP that would reach it before its signal handlers are installed.
@@ -136,6 +136,19 @@ def program_running(name, socket="/run/supervisor.sock", timeout=60):
     return _ret(name, comment=f"{name} is running", changes={"state": {"old": state, "new": now}})
 
 
+def _dry_run(name, state):
+    """What ``program_running`` would do, from the program's state (or why it has none: a dry run
+    on a node the run would install supervisor on, or add the program to)."""
+    if isinstance(state, CommandExecutionError):
+        return _ret(name, None, f"{name} would be started ({state})", _WOULD_START)
+    if state is None:
+        return _ret(name, None, f"{name} would be added and started", _WOULD_START)
+    if state == "RUNNING":
+        return _ret(name, comment=f"{name} is running")
+    changes = {"state": {"old": state, "new": "RUNNING"}}
+    return _ret(name, None, f"{name} is {state}: it would be started", changes)
+
+
 def mod_watch(name, sfun=None, socket="/run/supervisor.sock", signame="HUP", timeout=60, **kwargs):
     """
     What ``watch`` does to the program: ``signame`` when it is RUNNING (gunicorn's HUP starts
@@ -147,6 +160,8 @@ def mod_watch(name, sfun=None, socket="/run/supervisor.sock", signame="HUP", tim
     try:
         return _on_watch(name, socket, signame, timeout)
     except CommandExecutionError as exc:
+        if __opts__["test"]:
+            return _ret(name, None, f"{name} would get SIG{signame} once running ({exc})")
         return _ret(name, False, str(exc))
 
 

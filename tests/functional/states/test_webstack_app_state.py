@@ -137,3 +137,16 @@ def test_a_program_still_starting_is_waited_for_and_never_signalled(loaders, sup
     # A change, so that Salt's watch does not follow it with a SIGHUP.
     assert ret.result is True and ret.changes == {"state": {"old": "STARTING", "new": "RUNNING"}}
     assert "HUP" not in (log.read_text() if log.exists() else "")
+
+
+def test_a_dry_run_without_supervisord_says_what_would_happen(loaders, supervisord, tmp_path):
+    """test=True on a bare node: supervisor is not installed yet, or the program not added."""
+    socket, _ = supervisord
+    gone = tmp_path / "gone.sock"
+    ret = loaders.states.webstack_app.program_running(name="demo", socket=str(gone), test=True)
+    assert ret.result is None and ret.comment.startswith("demo would be started"), ret.comment
+    ret = loaders.states.webstack_app.program_running(name="nosuch", socket=str(socket), test=True)
+    assert ret.result is None and ret.comment == "nosuch would be added and started"
+    ret = loaders.states.webstack_app.program_running(name="demo", socket=str(socket), test=True)
+    assert ret.result is None and "demo is STOPPED: it would be started" in ret.comment
+    assert SUPERVISOR.process_state(str(socket), "demo") == "STOPPED"
