@@ -31,6 +31,15 @@ def _load(loader, pem, what):
         raise ValueError(f"{what} is not PEM: {exc}") from exc
 
 
+def _load_key(key_pem):
+    """The unencrypted private key ``key_pem`` (ValueError naming it when it is not one)."""
+    return _load(
+        lambda data: serialization.load_pem_private_key(data, password=None),
+        key_pem,
+        "the private key",
+    )
+
+
 def _spki(public_key):
     return public_key.public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
@@ -85,11 +94,7 @@ def stale_reasons(cert_pem, key_pem, ca_pem, *, cn, names, days_remaining, now=N
     try:
         cert = _load(x509.load_pem_x509_certificate, cert_pem, "the certificate")
         ca = _load(x509.load_pem_x509_certificate, ca_pem, "the CA certificate")
-        key = _load(
-            lambda data: serialization.load_pem_private_key(data, password=None),
-            key_pem,
-            "the private key",
-        )
+        key = _load_key(key_pem)
     except ValueError as exc:
         return [str(exc)]
     reasons = []
@@ -122,11 +127,7 @@ def key_reasons(key_pem, *, algo, keysize):
     bits, 256 for P-256).
     """
     try:
-        key = _load(
-            lambda data: serialization.load_pem_private_key(data, password=None),
-            key_pem,
-            "the private key",
-        )
+        key = _load_key(key_pem)
     except ValueError as exc:
         return [str(exc)]
     kinds = {"ec": ec.EllipticCurvePrivateKey, "rsa": rsa.RSAPrivateKey}
