@@ -158,6 +158,20 @@ def load(topology_file=None, nodes=None, *, env=False, reread=False):
     return lab
 
 
+def other_lab(topology_file=None, nodes=None):
+    """The running lab's topology file when it is not ``topology_file`` (default: $LAB_TOPOLOGY or
+    the default) scaled by ``nodes`` (default: $LAB_NODES): another topology or size, or another
+    checkout's file (whose salt tree that lab's master serves). None when none runs or it is
+    that one."""
+    saved = running()
+    if saved is None:
+        return None
+    wanted = Path(topology_file or os.environ.get("LAB_TOPOLOGY") or DEFAULT_TOPOLOGY).resolve()
+    spec = nodes or os.environ.get("LAB_NODES") or None
+    same = Path(saved["topology"]) == wanted and (saved.get("nodes") or None) == spec
+    return None if same else saved["topology"]
+
+
 def from_file(topology_file, nodes=None):
     """The lab of a topology file scaled by a nodes spec, whatever lab runs (no state read)."""
     path = Path(topology_file).resolve()

@@ -1,4 +1,5 @@
 """The e2e session: bring the LXC lab up (or converge a running one), test, always tear it down.
+A lab running from another topology or checkout (a killed run left it) is torn down first.
 
 `WEBSTACK_LAB_KEEP=1` keeps the lab after the session (to look around); `LAB_TOPOLOGY` picks
 another topology. Each phase's duration is printed as it ends and again in the summary.
@@ -12,6 +13,7 @@ import time
 
 import pytest
 from e2e_lab import REPO, Lab
+from labkit import config as lab_config
 
 PHASES = []
 
@@ -57,6 +59,7 @@ def lab(request):
         pytest.skip("the LXC lab needs root")
     config = request.config
     try:
+        _take_over(config)
         started = time.monotonic()
         code = _lab_command(config, "up", timeout=35 * 60)
         _phase(config, "lab up", started)
@@ -74,6 +77,21 @@ def lab(request):
             started = time.monotonic()
             _lab_command(config, "down", timeout=10 * 60)
             _phase(config, "lab down", started)
+
+
+def _take_over(config):
+    """The session tears the lab down at its end and rebuilds it to switch topologies: a lab left
+    running by another checkout or topology (a killed run's) is replaced, not tested, and said so.
+    `lab up` alone would refuse it, failing every e2e test."""
+    foreign = lab_config.other_lab()
+    if foreign is None:
+        return
+    _say(config, f"e2e: the running lab was brought up from {foreign}: `lab down` first")
+    started = time.monotonic()
+    code = _lab_command(config, "down", timeout=10 * 60)
+    _phase(config, "lab down (another lab was up)", started)
+    if code != 0:
+        pytest.fail(f"`lab down` exited {code} (its output is above)", pytrace=False)
 
 
 @pytest.fixture

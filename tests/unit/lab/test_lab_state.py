@@ -170,3 +170,23 @@ def test_cli_refuses_another_topology(monkeypatch, capsys):
     err = capsys.readouterr().err
     assert err.startswith("lab: the running lab was brought up from topology/lab-ha-db.yaml")
     assert "run `lab down` first" in err
+
+
+def test_no_other_lab_when_none_runs_or_it_is_the_one_asked_for(monkeypatch):
+    assert config.other_lab() is None
+    up(LAB, "app=3")
+    assert config.other_lab(LAB, "app=3") is None
+    monkeypatch.setenv("LAB_TOPOLOGY", str(LAB))
+    monkeypatch.setenv("LAB_NODES", "app=3")
+    assert config.other_lab() is None
+
+
+def test_another_topology_size_or_checkout_is_another_lab(tmp_path):
+    up(LAB)
+    assert config.other_lab(HA_DB) == str(LAB)
+    assert config.other_lab(LAB, "app=3") == str(LAB)
+    # The same file name in another clone: that lab's master serves the other clone's tree.
+    clone = tmp_path / "clone" / "topology"
+    clone.mkdir(parents=True)
+    (clone / "lab.yaml").write_text(LAB.read_text())
+    assert config.other_lab(clone / "lab.yaml") == str(LAB)
