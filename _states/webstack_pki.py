@@ -12,10 +12,14 @@ again: the CA signs with the policies of the pillar it holds in memory, which a 
 fresh pillar does not replace; without it a node added to the topology would be refused until
 the CA minion restarts.
 
-``private_key_managed`` and ``certificate_managed`` put a check made on the node in front of
-Salt's ``x509.private_key_managed`` and ``x509.certificate_managed``, which run only when it
-fails: those two cost 0.3 s and 0.5 s of every run even when nothing is to be done (a nested
-``state.single``; a peer publish to the CA minion for the node's policy).
+``private_key_managed`` and ``certificate_managed`` check the node's key and certificate on the
+node, and only when the check fails make a new key (``x509.create_private_key``) or have the CA
+issue a new certificate (``x509.create_certificate`` with ``ca_server``), written here. Salt's
+``x509.private_key_managed`` and ``x509.certificate_managed`` cost 0.3 s and 0.5 s of every run
+even when nothing is to be done (a nested ``state.single``; a peer publish to the CA minion for
+the node's policy), and each file they write goes through ``state.single``, which compiles the
+minion's pillar on the master again. They still do the dry runs (the certificate's asks the CA
+for the node's policy) and, with ``check_policy: true``, every run.
 
 .. code-block:: yaml
 
@@ -33,6 +37,8 @@ import os
 import pwd
 import stat
 import tempfile
+
+from salt.exceptions import CommandExecutionError, SaltInvocationError
 
 log = logging.getLogger(__name__)
 
@@ -69,14 +75,19 @@ def _current(name):
         return None
 
 
-def _write(name, text, mode):
-    """Atomically: a reader sees the old certificate or the new one, never half of one."""
+def _write(name, text, mode, uid=-1, gid=-1):
+    """Atomically: a reader sees the old file or the new one, never half of one. The new file is
+    ``uid``:``gid`` with ``mode`` before a byte is written (a key is never readable by others,
+    even for a moment; mkstemp makes it 0600)."""
     directory = os.path.dirname(name) or "."
-    handle, path = tempfile.mkstemp(dir=directory, prefix=".ca.")
+    handle, path = tempfile.mkstemp(dir=directory, prefix=".webstack-pki.")
     try:
+        os.fchown(handle, uid, gid)
+        os.fchmod(handle, mode)
         with os.fdopen(handle, "w", encoding="ascii") as out:
             out.write(text)
-        os.chmod(path, mode)
+            out.flush()
+            os.fsync(out.fileno())
         os.replace(path, name)
     except BaseException:
         if os.path.exists(path):
@@ -168,6 +179,28 @@ def _read(path):
         return None
 
 
+def _ids(user, group):
+    return pwd.getpwnam(user).pw_uid, grp.getgrnam(group).gr_gid
+
+
+def _set_owner(path, user, group, mode):
+    """Make ``path`` ``user``:``group`` with ``mode``; the change, or None when it already was."""
+    if _owned_as(path, user, group, mode):
+        return None
+    uid, gid = _ids(user, group)
+    os.chown(path, uid, gid)
+    os.chmod(path, int(str(mode), 8))
+    return f"{user}:{group} {mode}"
+
+
+def _written(name, pem, user, group, mode):
+    """Write ``pem`` to ``name`` (owner and mode set first); the change to report."""
+    existed = os.path.exists(name)
+    uid, gid = _ids(user, group)
+    _write(name, pem, int(str(mode), 8), uid, gid)
+    return {"replaced" if existed else "created": name}
+
+
 def _owned_as(path, user, group, mode):
     """Whether ``path`` is ``user``:``group`` with ``mode``, as the x509 state would leave it."""
     try:
@@ -181,17 +214,15 @@ def _owned_as(path, user, group, mode):
         return False
 
 
-def _local_reasons(name, *, ca_cert, private_key, CN, alt_names, days_remaining, user, group, mode):
+def _content_reasons(name, *, ca_cert, private_key, CN, alt_names, days_remaining):
+    """Why the certificate at ``name`` is not this node's current one (empty: it is)."""
     cert, key, ca = _read(name), _read(private_key), _read(ca_cert)
     missing = [p for p, data in ((name, cert), (private_key, key), (ca_cert, ca)) if data is None]
     if missing:
         return [f"cannot read {', '.join(missing)}"]
-    reasons = __utils__["webstack_cert_check.stale_reasons"](
+    return __utils__["webstack_cert_check.stale_reasons"](
         cert, key, ca, cn=CN, names=alt_names, days_remaining=days_remaining
     )
-    if not _owned_as(name, user, group, mode):
-        reasons.append(f"not {user}:{group} {mode}")
-    return reasons
 
 
 # Salt passes a state's arguments by position (salt.utils.args.format_call).
@@ -210,16 +241,17 @@ def certificate_managed(  # noqa: PLR0917
     check_policy=False,
 ):
     """
-    Salt's ``x509.certificate_managed`` (issued by ``ca_server`` under ``signing_policy``), run
-    only when this node's certificate is not current by a check made here alone (see
-    ``_utils/webstack_cert_check.py``): the x509 state asks the CA minion for the policy on every
-    run, a peer publish through the master (0.5 s of an idempotent apply, and one master job per
-    minion). ``check_policy: true`` asks the CA every run, as the x509 state does.
+    This node's certificate, issued by the CA minion ``ca_server`` under ``signing_policy`` when a
+    check made here finds it not current (see ``_utils/webstack_cert_check.py``): signed by the
+    site CA, for this node's key, CN and names, more than ``days_remaining`` days left. Then
+    ``x509.create_certificate`` asks the CA (a peer publish) and the answer is written here, after
+    it passes the same check. A dry run, and every run with ``check_policy: true``, is Salt's
+    ``x509.certificate_managed``, which asks the CA for the node's policy.
 
     name
         The certificate file.
     ca_server, signing_policy
-        Passed to ``x509.certificate_managed``.
+        The CA minion and the policy it signs this node's certificate under.
     private_key
         This node's private key (the certificate's public key must be its).
     CN, alt_names
@@ -231,74 +263,122 @@ def certificate_managed(  # noqa: PLR0917
     user, group, mode
         The file's owner and mode.
     """
-    if not check_policy:
-        reasons = _local_reasons(
-            name,
-            ca_cert=ca_cert,
+    ret = {"name": name, "result": True, "changes": {}, "comment": ""}
+    checks = {
+        "ca_cert": ca_cert,
+        "private_key": private_key,
+        "CN": CN,
+        "alt_names": alt_names,
+        "days_remaining": days_remaining,
+    }
+    reasons = [] if check_policy else _content_reasons(name, **checks)
+    if check_policy or (reasons and __opts__["test"]):
+        return __states__["x509.certificate_managed"](
+            name=name,
+            ca_server=ca_server,
+            signing_policy=signing_policy,
             private_key=private_key,
             CN=CN,
-            alt_names=alt_names,
+            subjectAltName=", ".join(alt_names),
             days_remaining=days_remaining,
             user=user,
             group=group,
             mode=mode,
         )
-        if not reasons:
-            return {
-                "name": name,
-                "result": True,
-                "changes": {},
-                "comment": "The certificate is current: signed by the site CA, for this node's "
-                f"key and names, more than {days_remaining} days left",
-            }
-        log.info(
-            "webstack_pki: %s is not current (%s): asking %s", name, "; ".join(reasons), ca_server
+    if not reasons:
+        return _owner_only(
+            ret,
+            name,
+            (user, group, mode),
+            "The certificate is current: signed by "
+            f"the site CA, for this node's key and names, more than "
+            f"{days_remaining} days left",
         )
-    return __states__["x509.certificate_managed"](
-        name=name,
-        ca_server=ca_server,
-        signing_policy=signing_policy,
-        private_key=private_key,
-        CN=CN,
-        subjectAltName=", ".join(alt_names),
+    log.info("webstack_pki: %s is not current (%s): asking %s", name, "; ".join(reasons), ca_server)
+    try:
+        pem = __salt__["x509.create_certificate"](
+            ca_server=ca_server,
+            signing_policy=signing_policy,
+            private_key=private_key,
+            CN=CN,
+            subjectAltName=", ".join(alt_names),
+        )
+    except (CommandExecutionError, SaltInvocationError) as exc:
+        # A node new to the topology may ask before the CA minion loaded its policy: the SLS
+        # retries a failed run.
+        ret.update(result=False, comment=f"{ca_server} did not issue a certificate: {exc}")
+        return ret
+    issued = __utils__["webstack_cert_check.stale_reasons"](
+        pem.encode("ascii"),
+        _read(private_key),
+        _read(ca_cert),
+        cn=CN,
+        names=alt_names,
         days_remaining=days_remaining,
-        user=user,
-        group=group,
-        mode=mode,
     )
+    if issued:
+        ret.update(
+            result=False,
+            comment=f"{ca_server} issued a certificate under {signing_policy} that is not this "
+            f"node's current one ({'; '.join(issued)}): not written. Does the CA minion's "
+            "signing policy match the topology (salt-run webstack.status)?",
+        )
+        return ret
+    ret["changes"] = _written(name, pem, user, group, mode) | {"because": "; ".join(reasons)}
+    ret["comment"] = f"Issued by {ca_server} under {signing_policy}"
+    return ret
+
+
+def _owner_only(ret, name, owner, comment):
+    """A current file: only its ``owner`` (user, group, mode) may need setting (a dry run says
+    so)."""
+    user, group, mode = owner
+    if _owned_as(name, user, group, mode):
+        ret["comment"] = comment
+        return ret
+    wanted = f"{user}:{group} {mode}"
+    if __opts__["test"]:
+        ret.update(result=None, comment=f"{comment}; would be made {wanted}")
+        ret["changes"] = {"owner_mode": wanted}
+        return ret
+    ret["changes"] = {"owner_mode": _set_owner(name, user, group, mode)}
+    ret["comment"] = f"{comment}; made {wanted}"
+    return ret
 
 
 def private_key_managed(  # noqa: PLR0917 (Salt passes a state's arguments by position)
     name, algo="ec", keysize=256, user="root", group="root", mode="0600"
 ):
     """
-    Salt's ``x509.private_key_managed``, run only when the key at ``name`` is not as wanted by a
-    check made here: readable, unencrypted, ``algo`` (``ec``, ``rsa``) of ``keysize`` bits, owned
-    ``user``:``group`` with ``mode``. The x509 state costs 0.3 s of every run even then (it checks
-    the file through ``state.single``, a new state run with freshly loaded modules).
+    This node's private key at ``name``: readable, unencrypted, ``algo`` (``ec``, ``rsa``) of
+    ``keysize`` bits, owned ``user``:``group`` with ``mode``. Made here
+    (``x509.create_private_key``) when it is not; a key that only has the wrong owner or mode is
+    kept and set right.
 
     name
         The key file.
     algo, keysize
-        Passed to ``x509.private_key_managed``.
+        The key's algorithm and size in bits.
     user, group, mode
         The file's owner and mode.
     """
+    ret = {"name": name, "result": True, "changes": {}, "comment": ""}
     key = _read(name)
     if key is None:
         reasons = [f"cannot read {name}"]
     else:
         reasons = __utils__["webstack_cert_check.key_reasons"](key, algo=algo, keysize=keysize)
-        if not _owned_as(name, user, group, mode):
-            reasons.append(f"not {user}:{group} {mode}")
     if not reasons:
-        return {
-            "name": name,
-            "result": True,
-            "changes": {},
-            "comment": f"The private key is current: {algo}, {keysize} bits, {user}:{group} {mode}",
-        }
+        return _owner_only(
+            ret, name, (user, group, mode), f"The private key is current: {algo}, {keysize} bits"
+        )
     log.info("webstack_pki: %s is not current (%s)", name, "; ".join(reasons))
-    return __states__["x509.private_key_managed"](
-        name=name, algo=algo, keysize=keysize, user=user, group=group, mode=mode
-    )
+    if __opts__["test"]:
+        action = "replaced" if key is not None else "created"
+        ret.update(result=None, comment=f"The private key would be {action}: {'; '.join(reasons)}")
+        ret["changes"] = {action: name}
+        return ret
+    pem = __salt__["x509.create_private_key"](algo=algo, keysize=keysize)
+    ret["changes"] = _written(name, pem, user, group, mode) | {"because": "; ".join(reasons)}
+    ret["comment"] = f"A new {algo} private key of {keysize} bits"
+    return ret

@@ -262,6 +262,10 @@ LOOKUP_KINDS = {
     "ipv4": (_ipv4, "an IPv4 address"),
     "text": (_text, "text without '\"', '\\' or '%'"),
     "flag": (lambda v: isinstance(v, bool), "true or false"),
+    "count": (
+        lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
+        "a whole number >= 0",
+    ),
     "ciphers": (lambda v: matches(_CIPHERS_RE, v), "an OpenSSL cipher list (no space)"),
 }
 
@@ -270,6 +274,7 @@ _P, _N, _W = "path", "name", "word"
 #: by its path (``*``: any key), with its kind. Others are only checked for control characters.
 LOOKUP = {
     "pkg.install_recommends": "flag",
+    "pkg.cache_valid_time": "count",
     "pki.dir": _P,
     "pki.ca_cert": _P,
     "pki.key": _P,

@@ -51,6 +51,7 @@ def ensure(lab, wheels):
     try:
         _debootstrap(lab, rootfs)
         _configure(rootfs)
+        _update_lists(lab, rootfs)
         _install_salt(rootfs, wheels)
         work.rename(target)
     finally:
@@ -112,6 +113,19 @@ def _configure(rootfs):
         link = rootfs / "etc/systemd/system" / unit
         link.unlink(missing_ok=True)
         link.symlink_to("/dev/null")
+
+
+def _update_lists(lab, rootfs):
+    """The package lists of every source above (debootstrap fetched only the suite's main, so a
+    node would install without its security updates until Salt refreshed them). A node's first
+    install refreshes them again only once they are older than the states' pkg:cache_valid_time
+    (Salt reads their age from the lists directory's mtime)."""
+    sh(
+        ["chroot", rootfs, "apt-get", "-q", "update"],
+        env={"http_proxy": lab.proxy_url},
+        clean=True,
+        quiet=True,
+    )
 
 
 def _install_salt(rootfs, wheels):

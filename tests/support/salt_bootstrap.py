@@ -44,6 +44,8 @@ def master_config(interface, worker_threads):
         "peer": {".*": ["x509.sign_remote_certificate"]},
         "timeout": 15,
         "gather_job_timeout": 30,
+        # A peer publish's own publish, stuck behind a held worker, is retried after 5 s.
+        "publish_timeout": 5,
         "log_level_logfile": "info",
     }
 

@@ -20,6 +20,7 @@ webstack-db-mongodb-pkg-installed:
   pkg.installed:
     - name: {{ mongodb.package }}
     - install_recommends: {{ webstack.pkg.install_recommends | tojson }}
+    - cache_valid_time: {{ webstack.pkg.cache_valid_time | int }}
     - require:
       - pkgrepo: webstack-db-mongodb-pkgrepo-managed
 

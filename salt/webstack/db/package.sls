@@ -27,6 +27,7 @@ webstack-db-package-pkg-installed:
   pkg.installed:
     - pkgs: {{ packages | unique | list | tojson }}
     - install_recommends: {{ webstack.pkg.install_recommends | tojson }}
+    - cache_valid_time: {{ webstack.pkg.cache_valid_time | int }}
     # In its own process while the states that do not need it (this node's key and certificate)
     # go on: nothing else here runs apt, and what needs the packages requires this SLS.
     - parallel: true

@@ -162,6 +162,14 @@ LOOKUP_STRINGS = {
         "webstack:lookup:lb:haproxy:tls:redirect_http: 'false' is not true or false",
     ),
     "pki-path": ({"pki": {"ca": {"key": "/etc/ca key"}}}, "webstack:lookup:pki:ca:key: '/etc/ca"),
+    "count-negative": (
+        {"pkg": {"cache_valid_time": -1}},
+        "webstack:lookup:pkg:cache_valid_time: -1 is not a whole number >= 0",
+    ),
+    "count-string": (
+        {"pkg": {"cache_valid_time": "1d"}},
+        "webstack:lookup:pkg:cache_valid_time: '1d' is not a whole number >= 0",
+    ),
     "section-not-a-mapping": ({"lb": ["haproxy"]}, "webstack:lookup:lb: ['haproxy'] is not a map"),
     "lookup-not-a-mapping": (["x"], "webstack:lookup: ['x'] is not a mapping"),
 }

@@ -5,88 +5,19 @@ digitalSignature + keyEncipherment, serverAuth + clientAuth) is current; each wa
 from it is named.
 """
 
-import datetime
-import ipaddress
-
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID
+from support.policy_certs import NOW
+from support.policy_certs import issue as _issue
+from support.policy_certs import make_ca as _ca
+from support.policy_certs import pem as _pem
 from support.salt_modules import load
 
 check = load("_utils", "webstack_cert_check")
 
-NOW = datetime.datetime(2026, 12, 1, tzinfo=datetime.UTC)
 NAMES = ["DNS:app1", "IP:10.77.0.21"]
-
-
-def _pem(obj):
-    if isinstance(obj, x509.Certificate):
-        return obj.public_bytes(serialization.Encoding.PEM)
-    return obj.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-
-
-def _name(cn):
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-
-
-def _ca(cn="webstack site CA lab"):
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(_name(cn))
-        .issuer_name(_name(cn))
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(NOW - datetime.timedelta(days=1))
-        .not_valid_after(NOW + datetime.timedelta(days=3650))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    return key, cert
-
-
-def _usage(digital_signature=True):
-    flags = dict.fromkeys(
-        (
-            "content_commitment",
-            "data_encipherment",
-            "key_agreement",
-            "key_cert_sign",
-            "crl_sign",
-            "encipher_only",
-            "decipher_only",
-        ),
-        False,
-    )
-    return x509.KeyUsage(digital_signature=digital_signature, key_encipherment=True, **flags)
-
-
-def _issue(ca, key, *, cn="app1", dns="app1", ip="10.77.0.21", days=90, is_ca=False, eku=None):
-    ca_key, ca_cert = ca
-    eku = eku or [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(_name(cn))
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(NOW - datetime.timedelta(days=1))
-        .not_valid_after(NOW + datetime.timedelta(days=days))
-        .add_extension(x509.BasicConstraints(ca=is_ca, path_length=None), critical=True)
-        .add_extension(_usage(), critical=True)
-        .add_extension(x509.ExtendedKeyUsage(eku), critical=False)
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName(dns), x509.IPAddress(ipaddress.ip_address(ip))]
-            ),
-            critical=False,
-        )
-    )
-    return builder.sign(ca_key, hashes.SHA256())
 
 
 @pytest.fixture(scope="module")
