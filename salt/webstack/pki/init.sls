@@ -32,8 +32,8 @@ webstack-pki-ca-certificate-webstack_pki-ca_certificate:
     - require:
       - file: webstack-pki-dir-file-directory
 
-{#- Salt's x509.private_key_managed, run when a check made here finds the key missing or not as
-    wanted (see _states/webstack_pki.py). #}
+{#- A key made here (x509.create_private_key) when a check made here finds it missing or not as
+    wanted; one with only the wrong owner or mode is kept (see _states/webstack_pki.py). #}
 webstack-pki-key-webstack_pki-private_key_managed:
   webstack_pki.private_key_managed:
     - name: {{ pki.key }}
@@ -46,9 +46,10 @@ webstack-pki-key-webstack_pki-private_key_managed:
       - group: webstack-pki-key-group-group-present
       - file: webstack-pki-dir-file-directory
 
-{#- Salt's x509.certificate_managed, run when a check made on this node finds the certificate
-    not current (see _states/webstack_pki.py: the x509 state alone asks the CA minion for the
-    policy on every run). #}
+{#- Issued by the CA minion (x509.create_certificate with ca_server) when a check made on this
+    node finds the certificate not current, and checked the same way before it is written (see
+    _states/webstack_pki.py: Salt's x509 state alone asks the CA minion for the policy on every
+    run). #}
 webstack-pki-certificate-webstack_pki-certificate_managed:
   webstack_pki.certificate_managed:
     - name: {{ pki.cert }}
