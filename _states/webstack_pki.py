@@ -1,8 +1,9 @@
 """
-The site CA's certificate on a node, taken from the Salt mine where the CA minion publishes it.
+The node's TLS identity: the site CA's certificate, taken from the Salt mine where the CA minion
+publishes it; the node's key; its certificate, issued by the CA minion.
 
-Salt's own ``x509`` states make the CA and issue every node's certificate (``ca_server`` +
-``signing_policy``); what they leave to the formula is getting the CA's certificate, public, to
+Salt's own ``x509`` module makes the CA and signs every node's certificate (``ca_server`` +
+``signing_policy``); what it leaves to the formula is getting the CA's certificate, public, to
 every node. Salt's documented way is the mine (``x509.get_pem_entries`` on the CA minion). This
 state waits for it there: on a first converge every minion applies at once, and the nodes must
 not fail because the CA minion has not finished making the CA yet.
