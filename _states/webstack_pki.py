@@ -185,13 +185,9 @@ def _ids(user, group):
 
 
 def _set_owner(path, user, group, mode):
-    """Make ``path`` ``user``:``group`` with ``mode``; the change, or None when it already was."""
-    if _owned_as(path, user, group, mode):
-        return None
     uid, gid = _ids(user, group)
     os.chown(path, uid, gid)
     os.chmod(path, int(str(mode), 8))
-    return f"{user}:{group} {mode}"
 
 
 def _written(name, pem, user, group, mode):
@@ -342,7 +338,8 @@ def _owner_only(ret, name, owner, comment):
         ret.update(result=None, comment=f"{comment}; would be made {wanted}")
         ret["changes"] = {"owner_mode": wanted}
         return ret
-    ret["changes"] = {"owner_mode": _set_owner(name, user, group, mode)}
+    _set_owner(name, user, group, mode)
+    ret["changes"] = {"owner_mode": wanted}
     ret["comment"] = f"{comment}; made {wanted}"
     return ret
 

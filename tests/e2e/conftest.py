@@ -87,9 +87,14 @@ def _take_over(config):
     if foreign is None:
         return
     _say(config, f"e2e: the running lab was brought up from {foreign}: `lab down` first")
+    _lab_down(config, "lab down (another lab was up)")
+
+
+def _lab_down(config, phase):
+    """`lab down`, timed as ``phase``; a failure fails the session's setup."""
     started = time.monotonic()
     code = _lab_command(config, "down", timeout=10 * 60)
-    _phase(config, "lab down (another lab was up)", started)
+    _phase(config, phase, started)
     if code != 0:
         pytest.fail(f"`lab down` exited {code} (its output is above)", pytrace=False)
 
@@ -142,11 +147,7 @@ def ha_lab(lab, switch_topology):
 def _switch_topology(config, topology):
     # Every later `lab` command and Lab() of the session works on this topology.
     os.environ["LAB_TOPOLOGY"] = str(topology)
-    started = time.monotonic()
-    code = _lab_command(config, "down", timeout=10 * 60)
-    _phase(config, "lab down", started)
-    if code != 0:
-        pytest.fail(f"`lab down` exited {code} (its output is above)", pytrace=False)
+    _lab_down(config, "lab down")
     started = time.monotonic()
     code = _lab_command(config, "up", "--topology", str(topology), timeout=35 * 60)
     _phase(config, f"lab up {topology.stem}", started)
